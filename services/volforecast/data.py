@@ -1,0 +1,404 @@
+"""Market data: download (yfinance), read (CSV), or load the offline sample; validate and align.
+
+This is the only module that talks to yfinance. Every source yields the same thing: a
+``MarketData`` whose frame is indexed by SPY trading day with SPY OHLC, adjusted close and the
+VIX close, validated so that later code can trust it.
+
+Alignment rule (VIX on SPY days): VIX rows on days SPY did not trade (holidays on which CBOE
+published a value) are dropped; a SPY day without a VIX row takes the previous VIX close, for at
+most ``MAX_VIX_FILL`` consecutive days (a past value, so no look-ahead). Days before the first
+VIX value are dropped. Anything longer is a data error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from volforecast.config import DataSource, Settings
+from volforecast.errors import DataError, StorageError
+
+log = logging.getLogger(__name__)
+
+SPY_FILE = "spy_daily.csv"
+VIX_FILE = "vix_daily.csv"
+PRICE_COLUMNS = ("open", "high", "low", "close")
+MAX_VIX_FILL = 3
+# Re-download this many calendar days before the last cached row: Yahoo revises recent rows.
+REFRESH_OVERLAP_DAYS = 10
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """SPY and VIX on SPY trading days.
+
+    ``frame`` columns: spy_open, spy_high, spy_low, spy_close, spy_adj_close, vix_close;
+    index: ``date`` (midnight timestamps, sorted, unique).
+    """
+
+    frame: pd.DataFrame
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def first_date(self) -> dt.date:
+        return pd.Timestamp(self.frame.index[0]).date()
+
+    @property
+    def last_date(self) -> dt.date:
+        return pd.Timestamp(self.frame.index[-1]).date()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_prices(
+    df: pd.DataFrame, origin: str, *, require_ohlc: bool = True, today: dt.date | None = None
+) -> pd.DataFrame:
+    """Check a raw price table and return it indexed by date.
+
+    ``df`` has a ``date`` column plus price columns. ``origin`` names the file or source in
+    messages. Raises DataError naming the row and the fix.
+    """
+    if df.empty:
+        raise DataError(f"{origin}: no rows. Fix: check the file or download, or widen --start.")
+    df = df.rename(columns=lambda c: str(c).strip().lower().replace(" ", "_"))
+    needed = ["date", *(PRICE_COLUMNS if require_ohlc else ("close",))]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{origin}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}. "
+            "Fix: the header must be date,open,high,low,close[,adj_close][,volume]."
+        )
+    dates = pd.to_datetime(df["date"], errors="coerce", format="mixed")
+    bad = dates.isna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"{origin}: row {i + 2} has an unparsable date {df['date'].iloc[i]!r}. "
+            "Fix: dates must be YYYY-MM-DD."
+        )
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    dates = dates.dt.normalize()
+    dup = dates.duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataError(
+            f"{origin}: row {i + 2} repeats the date {dates.iloc[i].date()}. "
+            "Fix: remove duplicate rows (keep one row per trading day)."
+        )
+    backwards = dates.diff() < pd.Timedelta(0)
+    if backwards.any():
+        i = int(np.flatnonzero(backwards.to_numpy())[0])
+        raise DataError(
+            f"{origin}: row {i + 2} ({dates.iloc[i].date()}) comes after "
+            f"{dates.iloc[i - 1].date()}; rows are not sorted. Fix: sort the file by date."
+        )
+    if today is not None:
+        future = dates > pd.Timestamp(today) + pd.Timedelta(days=1)
+        if future.any():
+            i = int(np.flatnonzero(future.to_numpy())[0])
+            raise DataError(
+                f"{origin}: row {i + 2} is dated {dates.iloc[i].date()}, after today ({today}). "
+                "Fix: correct the dates (or the machine clock)."
+            )
+    value_cols = [c for c in (*PRICE_COLUMNS, "adj_close") if c in df.columns]
+    if not require_ohlc:
+        value_cols = [c for c in value_cols if c in ("close", "adj_close")]
+    out = pd.DataFrame(index=pd.DatetimeIndex(dates, name="date"))
+    for col in value_cols:
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        nan = np.isnan(values)
+        if nan.any():
+            i = int(np.flatnonzero(nan)[0])
+            raise DataError(
+                f"{origin}: row {i + 2} ({dates.iloc[i].date()}) has no numeric {col} "
+                f"({df[col].iloc[i]!r}). Fix: fill or remove that row."
+            )
+        nonpos = values <= 0
+        if nonpos.any():
+            i = int(np.flatnonzero(nonpos)[0])
+            raise DataError(
+                f"{origin}: row {i + 2} ({dates.iloc[i].date()}) has a non-positive {col} "
+                f"({values[i]}). Fix: prices must be > 0; correct or remove that row."
+            )
+        out[col] = values
+    if "high" in out and "low" in out:
+        inverted = (out["high"] < out["low"]).to_numpy()
+        if inverted.any():
+            i = int(np.flatnonzero(inverted)[0])
+            raise DataError(
+                f"{origin}: row {i + 2} ({out.index[i].date()}) has high {out['high'].iloc[i]} "
+                f"below low {out['low'].iloc[i]}. Fix: correct or remove that row."
+            )
+    if "adj_close" not in out:
+        out["adj_close"] = out["close"]
+    return out
+
+
+def read_price_csv(path: Path, *, require_ohlc: bool = True, today: dt.date | None = None) -> pd.DataFrame:
+    """Read and validate one daily price CSV (the format of ``spy_daily.csv``)."""
+    if not path.is_file():
+        raise DataError(
+            f"{path}: file not found. Fix: put {path.name} in {path.parent} "
+            "(or choose another --data-dir / --source)."
+        )
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc}). Fix: restore the file.") from exc
+    return validate_prices(raw, str(path), require_ohlc=require_ohlc, today=today)
+
+
+def align(spy: pd.DataFrame, vix: pd.DataFrame, origin: str = "VIX") -> pd.DataFrame:
+    """Put VIX on SPY trading days by the rule in the module docstring."""
+    if vix.empty:
+        raise DataError(f"{origin}: no VIX rows in the period. Fix: check the VIX file or download.")
+    first_vix = vix.index[0]
+    spy = spy.loc[spy.index >= first_vix]
+    if spy.empty:
+        raise DataError(
+            f"{origin}: VIX starts on {first_vix.date()}, after the last SPY row. "
+            "Fix: provide VIX history that overlaps SPY."
+        )
+    close = vix["close"].reindex(spy.index)
+    gap_runs = close.isna().astype(int).groupby(close.notna().cumsum()).cumsum()
+    if (gap_runs > MAX_VIX_FILL).any():
+        where = gap_runs[gap_runs > MAX_VIX_FILL].index[0]
+        raise DataError(
+            f"{origin}: no VIX value for more than {MAX_VIX_FILL} consecutive SPY trading days "
+            f"(around {where.date()}). Fix: complete the VIX history."
+        )
+    frame = pd.DataFrame(
+        {
+            "spy_open": spy["open"],
+            "spy_high": spy["high"],
+            "spy_low": spy["low"],
+            "spy_close": spy["close"],
+            "spy_adj_close": spy["adj_close"],
+            "vix_close": close.ffill(),
+        },
+        index=spy.index,
+    )
+    return frame
+
+
+def _restrict(frame: pd.DataFrame, start: dt.date, as_of: dt.date | None) -> pd.DataFrame:
+    mask = frame.index >= pd.Timestamp(start)
+    if as_of is not None:
+        mask &= frame.index <= pd.Timestamp(as_of)
+    return frame.loc[mask]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def load_sample() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The offline sample shipped by ``arch``: ^GSPC daily OHLCV 1999–2018, VIX close 2014–2019.
+
+    Index data, not SPY: a way to try the system without a network, not a production source.
+    """
+    from arch.data import sp500, vix  # noqa: PLC0415  (arch is heavy; load only when asked)
+
+    spx = sp500.load().reset_index()
+    spx.columns = ["date", "open", "high", "low", "close", "adj_close", "volume"]
+    v = vix.load().reset_index()
+    v.columns = ["date", "close"]
+    # arch's VIX series carries NaN rows on US market holidays; they are not observations.
+    v = v.dropna(subset=["close"])
+    spy = validate_prices(spx, "arch sample S&P 500")
+    vx = validate_prices(v, "arch sample VIX", require_ohlc=False)
+    return spy, vx
+
+
+class Downloader(Protocol):
+    """Fetches daily bars for one ticker as a raw frame with a ``date`` column."""
+
+    def __call__(self, ticker: str, start: dt.date, end: dt.date | None) -> pd.DataFrame: ...
+
+
+class YahooDownloader:
+    """yfinance with retries: empty answers and rate limits are retried with backoff."""
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        retries: int = 4,
+        backoff: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self.retries = retries
+        self.backoff = backoff
+        self.sleep = sleep
+
+    def __call__(self, ticker: str, start: dt.date, end: dt.date | None) -> pd.DataFrame:
+        import yfinance as yf  # noqa: PLC0415  (only the yahoo source needs it)
+
+        # yfinance keeps a timezone cache under the home directory by default, which is
+        # read-only (or absent) in containers and cron environments.
+        tz_dir = self.cache_dir / ".yfinance-cache"
+        try:
+            tz_dir.mkdir(parents=True, exist_ok=True)
+            yf.set_tz_cache_location(str(tz_dir))
+        except OSError:
+            yf.set_tz_cache_location(tempfile.mkdtemp(prefix="volf-yf-"))
+        last_problem = "no answer"
+        for attempt in range(1, self.retries + 1):
+            try:
+                raw = yf.download(
+                    ticker,
+                    start=start.isoformat(),
+                    end=(end + dt.timedelta(days=1)).isoformat() if end else None,
+                    auto_adjust=False,
+                    actions=False,
+                    progress=False,
+                    threads=False,
+                )
+            except Exception as exc:  # yfinance raises many types, rate limits included
+                last_problem = f"{type(exc).__name__}: {exc}"
+                raw = None
+            if raw is not None and not raw.empty:
+                return _flatten_yahoo(raw, ticker)
+            if raw is not None:
+                last_problem = "an empty table (yfinance reports failures this way)"
+            if attempt < self.retries:
+                wait = self.backoff * 2 ** (attempt - 1)
+                log.warning(
+                    "download of %s failed (attempt %d/%d: %s); retrying in %.0fs",
+                    ticker, attempt, self.retries, last_problem, wait,
+                )
+                self.sleep(wait)
+        raise DataError(
+            f"yahoo: could not download {ticker} after {self.retries} attempts "
+            f"(last: {last_problem}). Fix: retry later (Yahoo rate-limits), check the network, "
+            "or use --source csv with files in --data-dir."
+        )
+
+
+def _flatten_yahoo(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
+    df = raw.copy()
+    if isinstance(df.columns, pd.MultiIndex):
+        # Recent yfinance returns (field, ticker) columns even for one ticker.
+        levels = [lvl for lvl in range(df.columns.nlevels) if ticker in df.columns.get_level_values(lvl)]
+        df.columns = df.columns.droplevel(levels[0]) if levels else df.columns.get_level_values(0)
+    df = df.reset_index()
+    df = df.rename(columns=lambda c: str(c).strip().lower().replace(" ", "_"))
+    if "datetime" in df.columns and "date" not in df.columns:
+        df = df.rename(columns={"datetime": "date"})
+    keep = [c for c in ("date", "open", "high", "low", "close", "adj_close", "volume") if c in df]
+    return df[keep].dropna(subset=[c for c in ("open", "high", "low", "close") if c in keep])
+
+
+def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    out = frame.copy()
+    out.index = out.index.strftime("%Y-%m-%d")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", newline="") as fh:
+            out.to_csv(fh, index_label="date")
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write the download cache {path} ({exc.strerror}). "
+            "Fix: make --data-dir writable and check free disk space."
+        ) from exc
+
+
+def refresh_cache(
+    path: Path,
+    ticker: str,
+    start: dt.date,
+    download: Downloader,
+    *,
+    require_ohlc: bool,
+    today: dt.date,
+) -> pd.DataFrame:
+    """Bring one cached CSV up to date, downloading only what is new (plus an overlap).
+
+    Yahoo's adjusted close is re-scaled backwards after each dividend, so the cached adjusted
+    closes are multiplied by the factor the overlap reveals before new rows are appended.
+    """
+    cached: pd.DataFrame | None = None
+    if path.is_file():
+        try:
+            cached = read_price_csv(path, require_ohlc=require_ohlc, today=today)
+        except DataError as exc:
+            log.warning("ignoring unusable cache %s (%s); downloading the full history", path, exc)
+    if cached is not None and not cached.empty and cached.index[0] <= pd.Timestamp(start):
+        since = (cached.index[-1] - pd.Timedelta(days=REFRESH_OVERLAP_DAYS)).date()
+        log.info("updating %s from %s (cached through %s)", ticker, since, cached.index[-1].date())
+        fresh = validate_prices(
+            download(ticker, since, None), f"yahoo {ticker}", require_ohlc=require_ohlc, today=today
+        )
+        overlap = cached.index.intersection(fresh.index)
+        if len(overlap):
+            factor = float(np.median(fresh.loc[overlap, "adj_close"] / cached.loc[overlap, "adj_close"]))
+            if abs(factor - 1.0) > 1e-6:
+                log.info("%s: new dividend adjustment, rescaling cached adjusted closes by %.6f", ticker, factor)
+                cached = cached.assign(adj_close=cached["adj_close"] * factor)
+        merged = pd.concat([cached.loc[cached.index < fresh.index[0]], fresh])
+    else:
+        log.info("downloading %s since %s", ticker, start)
+        merged = validate_prices(
+            download(ticker, start, None), f"yahoo {ticker}", require_ohlc=require_ohlc, today=today
+        )
+    _write_csv_atomic(merged, path)
+    return merged
+
+
+def load_market_data(
+    settings: Settings,
+    *,
+    downloader: Downloader | None = None,
+    today: dt.date | None = None,
+) -> MarketData:
+    """Load SPY and VIX from the configured source, validated and aligned, within [start, as_of]."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    source = settings.data_source
+    if source is DataSource.SAMPLE:
+        spy, vix = load_sample()
+        origin = "sample (arch: S&P 500 index 1999–2018, VIX 2014–2019)"
+    elif source is DataSource.CSV:
+        spy = read_price_csv(settings.data_dir / SPY_FILE, today=today)
+        vix = read_price_csv(settings.data_dir / VIX_FILE, require_ohlc=False, today=today)
+        origin = f"csv files in {settings.data_dir}"
+    else:
+        download = downloader or YahooDownloader(settings.data_dir)
+        spy = refresh_cache(
+            settings.data_dir / SPY_FILE, "SPY", settings.start, download, require_ohlc=True, today=today
+        )
+        vix = refresh_cache(
+            settings.data_dir / VIX_FILE, "^VIX", settings.start, download, require_ohlc=False, today=today
+        )
+        origin = f"yahoo (cached in {settings.data_dir})"
+    spy = _restrict(spy, settings.start, settings.as_of)
+    vix = _restrict(vix, settings.start, settings.as_of)
+    if spy.empty:
+        raise DataError(
+            f"{origin}: no SPY rows between {settings.start} and {settings.as_of or 'the end'}. "
+            "Fix: check --start and --as-of."
+        )
+    frame = align(spy, vix, origin=origin)
+    notes = []
+    if frame.index[0] > spy.index[0]:
+        notes.append(f"SPY rows before the first VIX value ({frame.index[0].date()}) are not used")
+    log.info(
+        "loaded %d trading days %s..%s from %s",
+        len(frame), frame.index[0].date(), frame.index[-1].date(), origin,
+    )
+    return MarketData(frame=frame, source=origin, notes=notes)

@@ -1,0 +1,59 @@
+"""Exceptions that end a command, each with the exit code the CLI returns for it.
+
+Every error names the cause and the fix in its message; the CLI prints the message and exits
+with ``exit_code``. The codes are documented in the README and in ``models/README.md``.
+"""
+
+from __future__ import annotations
+
+
+class VolforecastError(Exception):
+    """Base class: a failure the user can act on."""
+
+    exit_code = 1
+
+
+class ConfigError(VolforecastError):
+    """Bad command-line option or ``VOLF_`` environment variable."""
+
+    exit_code = 2
+
+
+class DataError(VolforecastError):
+    """Market data missing, malformed or too short."""
+
+    exit_code = 3
+
+
+class ArtifactsMissingError(VolforecastError):
+    """A file the command needs is not in the models directory (train has not run)."""
+
+    exit_code = 4
+
+
+class NoNewDataError(VolforecastError):
+    """Monitor found no labeled rows after the models' training period."""
+
+    exit_code = 5
+
+
+class IntegrityError(VolforecastError):
+    """A models-directory file is corrupt, tampered with or from another training run."""
+
+    exit_code = 6
+
+
+class LockTimeoutError(VolforecastError):
+    """Another run holds the models directory lock for longer than the configured wait."""
+
+    exit_code = 7
+
+
+class StorageError(VolforecastError):
+    """The models or data directory cannot be written (permissions, full disk)."""
+
+    exit_code = 8
+
+
+# Not an exception: monitor's exit code when --fail-on-retrain is set and retraining is advised.
+EXIT_RETRAIN_ADVISED = 10
