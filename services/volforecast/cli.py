@@ -1,0 +1,112 @@
+"""The ``volforecast`` command: parses flags, builds Settings once, runs a subcommand, maps
+errors to exit codes. All work lives in the library modules."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from volforecast import __version__
+from volforecast.config import DataSource, Settings, build_settings
+from volforecast.errors import VolforecastError
+
+log = logging.getLogger("volforecast")
+
+# Flags shared by the commands that read data, mapped to Settings fields.
+COMMON_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "--source": ("data_source", {"choices": [s.value for s in DataSource]}),
+    "--data-dir": ("data_dir", {}),
+    "--models-dir": ("models_dir", {}),
+    "--start": ("start", {"metavar": "YYYY-MM-DD"}),
+    "--as-of": ("as_of", {"metavar": "YYYY-MM-DD"}),
+    "--horizon": ("horizon", {"type": int}),
+    "--seed": ("seed", {"type": int}),
+    "--lock-timeout": ("lock_timeout", {"type": float, "metavar": "SECONDS"}),
+    "--log-level": ("log_level", {}),
+}
+
+
+def _add_common(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    for flag in names:
+        field, extra = COMMON_FLAGS[flag]
+        info = Settings.model_fields[field]
+        env = "VOLF_" + field.upper()
+        parser.add_argument(
+            flag, dest=field, default=None, help=f"{info.description} [env {env}; default {info.default}]", **extra
+        )
+
+
+def _setup_logging(level: str) -> None:
+    # Cron and docker capture stderr without a terminal: full timestamps there, short ones on a TTY.
+    fmt = "%(asctime)s %(levelname)s %(message)s"
+    datefmt = "%H:%M:%S" if sys.stderr.isatty() else "%Y-%m-%dT%H:%M:%S%z"
+    logging.basicConfig(level=level, format=fmt, datefmt=datefmt, stream=sys.stderr, force=True)
+    for noisy in ("yfinance", "peewee", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _progress() -> Callable[[str], None]:
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        log.info("[%5.1fs] %s", time.monotonic() - started, message)
+
+    return say
+
+
+def _cmd_train(settings: Settings, _args: argparse.Namespace) -> int:
+    from volforecast.training import run_train  # noqa: PLC0415  (keeps --help fast)
+    from volforecast.reporting import training_summary  # noqa: PLC0415
+
+    result = run_train(settings, _progress())
+    print(training_summary(result.record))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="volforecast",
+        description="Forecast SPY realized volatility and keep the models honest.",
+    )
+    parser.add_argument("--version", action="version", version=f"volforecast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="fit Model A (90%%) and Model B (all-30) and write the model set",
+        description="Download or read SPY and VIX, build the features, fit both stacked "
+        "ensembles and write them with their baselines to the models directory.",
+    )
+    _add_common(train, list(COMMON_FLAGS))
+    train.add_argument(
+        "--archive-keep", dest="archive_keep", type=int, default=None,
+        help="previous model sets kept in models/archive/ [env VOLF_ARCHIVE_KEEP; default 4]",
+    )
+    train.set_defaults(handler=_cmd_train, settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "archive_keep"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = {f: getattr(args, f, None) for f in args.settings_fields}
+    try:
+        settings = build_settings(**overrides)
+        _setup_logging(settings.log_level)
+        code: int = args.handler(settings, args)
+        return code
+    except VolforecastError as exc:
+        _setup_logging("INFO") if not logging.getLogger().handlers else None
+        log.error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted; the models directory was left as it was")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

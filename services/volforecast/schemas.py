@@ -1,0 +1,192 @@
+"""One pydantic model per file format in the models directory, shared by writer and reader.
+
+Every field of ``shared/spec/models-directory-spec.md`` is here with its documented name,
+nesting and meaning; fields marked "added" go beyond the spec (documented in models/README.md).
+Models allow unknown keys on read so that files written by a newer version stay readable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT_VERSION = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --------------------------------------------------------------------------- training side
+
+
+class DateRange(_Model):
+    train_start: dt.date
+    train_end: dt.date
+    val_start: dt.date
+    val_end: dt.date
+
+
+class ValidationBaseline(_Model):
+    """``validation_baseline.json``: Model A's validation metrics, the monitor's drift baseline."""
+
+    validation_rmse: float
+    validation_mae: float
+    validation_r2: float
+    timestamp: str
+    train_val_split: float
+    date_range: DateRange
+    # added
+    run_id: str
+    horizon: int
+    purge_rows: int
+    validation_samples: int
+    model_sha256: str = Field(description="SHA-256 of model_90pct.pkl of the same run")
+    format_version: int = FORMAT_VERSION
+
+
+class ModelAInfo(_Model):
+    training_samples: int
+    training_date_start: dt.date
+    training_date_end: dt.date
+    validation_rmse: float
+    validation_mae: float
+    validation_r2: float
+    validation_samples: int
+    # added
+    validation_date_start: dt.date
+    validation_date_end: dt.date
+    sha256: str
+
+
+class ModelBInfo(_Model):
+    training_samples: int
+    training_date_start: dt.date
+    training_date_end: dt.date
+    test_samples: int
+    test_date_start: dt.date
+    test_date_end: dt.date
+    test_rmse: float
+    test_mae: float
+    test_r2: float
+    note: str = "Model B held out last 30 samples for testing"
+    # added
+    sha256: str
+
+
+class DualModelBaseline(_Model):
+    """``dual_model_baseline.json``: both models' training facts and metrics."""
+
+    timestamp: str
+    model_a: ModelAInfo
+    model_b: ModelBInfo
+    # added
+    run_id: str
+    horizon: int
+    purge_rows: int
+    feature_cols: list[str]
+    data_source: str
+    data_end: dt.date
+    format_version: int = FORMAT_VERSION
+
+
+class TrainingRecord(_Model):
+    """One line of ``training_history.jsonl``."""
+
+    timestamp: str
+    training_date: dt.date
+    model_a: ModelAInfo
+    model_b: ModelBInfo
+    # added
+    run_id: str
+    horizon: int
+    data_source: str
+    data_end: dt.date
+    as_of: dt.date | None
+    duration_seconds: float
+
+
+# --------------------------------------------------------------------------- monitoring side
+
+
+class ModelSummary(_Model):
+    training_samples: int
+    training_date_start: dt.date
+    training_date_end: dt.date
+
+
+class TestWindow(_Model):
+    n_samples: int
+    date_start: dt.date
+    date_end: dt.date
+
+
+class Drift(_Model):
+    model_a_drift_pct: float
+    # added
+    baseline_rmse: float
+    model_a_rmse: float
+    level: Literal["ok", "watch", "retrain"]
+
+
+class Comparison(_Model):
+    model_a_rmse: float
+    model_b_rmse: float
+    winner: Literal["Model A", "Model B"]
+    model_b_win_rate: float = Field(description="percent of windows Model B wins")
+
+
+class Window(_Model):
+    name: str
+    n_samples: int
+    model_a_rmse: float
+    model_b_rmse: float
+    winner: Literal["Model A", "Model B"]
+
+
+class Retraining(_Model):
+    """added: the retraining advice and the rules that produced it."""
+
+    action: Literal["none", "plan", "retrain_now"]
+    consider_switching_to_b: bool
+    reasons: list[str]
+
+
+class FeatureDriftItem(_Model):
+    psi: float
+    ks_statistic: float
+    ks_pvalue: float
+    drifted: bool
+
+
+class FeatureDrift(_Model):
+    """added: per-feature drift of the new rows against Model A's training rows."""
+
+    psi_threshold: float
+    ks_pvalue_threshold: float
+    n_reference: int
+    n_current: int
+    n_drifted: int
+    features: dict[str, FeatureDriftItem]
+
+
+class MonitoringRecord(_Model):
+    """One line of ``monitoring_history.jsonl``."""
+
+    timestamp: str
+    monitoring_date: dt.date
+    model_a: ModelSummary
+    model_b: ModelSummary
+    test_window: TestWindow
+    drift: Drift
+    comparison: Comparison
+    recommendation: Literal["USE MODEL A (90%)", "USE MODEL B (ALL-30)"]
+    windows: list[Window]
+    # added
+    models_run_id: str
+    as_of: dt.date | None
+    data_source: str
+    retraining: Retraining
+    feature_drift: FeatureDrift
