@@ -12,7 +12,7 @@ from typing import Any
 
 from volforecast import __version__
 from volforecast.config import DataSource, Settings, build_settings
-from volforecast.errors import VolforecastError
+from volforecast.errors import EXIT_RETRAIN_ADVISED, VolforecastError
 
 log = logging.getLogger("volforecast")
 
@@ -67,6 +67,18 @@ def _cmd_train(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_monitor(settings: Settings, _args: argparse.Namespace) -> int:
+    from volforecast.monitoring import run_monitor  # noqa: PLC0415
+    from volforecast.reporting import monitoring_summary  # noqa: PLC0415
+
+    result = run_monitor(settings, _progress())
+    print(monitoring_summary(result.record))
+    if settings.fail_on_retrain and result.record.retraining.action == "retrain_now":
+        log.warning("retraining is advised; exiting %d (--fail-on-retrain)", EXIT_RETRAIN_ADVISED)
+        return EXIT_RETRAIN_ADVISED
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="volforecast",
@@ -87,6 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="previous model sets kept in models/archive/ [env VOLF_ARCHIVE_KEEP; default 4]",
     )
     train.set_defaults(handler=_cmd_train, settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "archive_keep"])
+
+    monitor = sub.add_parser(
+        "monitor",
+        help="score both models on new data, measure drift, recommend a model",
+        description="Score Model A and Model B on the labeled rows that arrived after training, "
+        "compare them over several windows, measure drift against the validation baseline and "
+        "append the verdict to monitoring_history.jsonl.",
+    )
+    _add_common(monitor, list(COMMON_FLAGS))
+    monitor.add_argument(
+        "--fail-on-retrain", dest="fail_on_retrain", action="store_true", default=None,
+        help=f"exit {EXIT_RETRAIN_ADVISED} when retraining is advised, so cron can alert "
+        "[env VOLF_FAIL_ON_RETRAIN; default False]",
+    )
+    monitor.set_defaults(handler=_cmd_monitor, settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "fail_on_retrain"])
     return parser
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from volforecast.schemas import TrainingRecord
+from volforecast.schemas import MonitoringRecord, TrainingRecord
 
 
 def training_summary(record: TrainingRecord) -> str:
@@ -20,5 +20,31 @@ def training_summary(record: TrainingRecord) -> str:
         f"{f'{b.training_date_start}..{b.training_date_end}':<24}{b.test_samples:>10}  "
         f"{f'{b.test_date_start}..{b.test_date_end}':<24}"
         f"{b.test_rmse:>10.6f}{b.test_mae:>10.6f}{b.test_r2:>8.3f}",
+    ]
+    return "\n".join(rows)
+
+
+def monitoring_summary(record: MonitoringRecord) -> str:
+    w = record.test_window
+    rows = [
+        f"Monitoring {record.monitoring_date}: model set {record.models_run_id}, "
+        f"{w.n_samples} new rows {w.date_start}..{w.date_end}",
+        f"{'window':<28}{'rows':>6}{'Model A RMSE':>14}{'Model B RMSE':>14}  winner",
+    ]
+    rows += [
+        f"{win.name:<28}{win.n_samples:>6}{win.model_a_rmse:>14.6f}{win.model_b_rmse:>14.6f}  {win.winner}"
+        for win in record.windows
+    ]
+    d = record.drift
+    fd = record.feature_drift
+    rows += [
+        f"Drift: {d.model_a_drift_pct:.2f}% ({d.level}; Model A RMSE {d.model_a_rmse:.6f} "
+        f"vs validation {d.baseline_rmse:.6f})",
+        f"Model B win rate: {record.comparison.model_b_win_rate:.0f}% of windows",
+        f"Feature drift: {fd.n_drifted} of {len(fd.features)} features flagged"
+        + (f" ({', '.join(k for k, v in fd.features.items() if v.drifted)})" if fd.n_drifted else ""),
+        f"Recommendation: {record.recommendation}",
+        f"Retraining: {record.retraining.action}"
+        + "".join(f"\n  - {reason}" for reason in record.retraining.reasons),
     ]
     return "\n".join(rows)

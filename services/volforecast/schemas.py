@@ -165,6 +165,7 @@ class FeatureDrift(_Model):
     """added: per-feature drift of the new rows against Model A's training rows."""
 
     psi_threshold: float
+    psi_min_rows: int
     ks_pvalue_threshold: float
     n_reference: int
     n_current: int

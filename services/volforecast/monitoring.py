@@ -1,0 +1,108 @@
+"""The monitor command: score both models on data that arrived after training, judge drift,
+recommend a model, append one line to monitoring_history.jsonl."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from volforecast import drift as rules
+from volforecast.artifacts import MONITORING_HISTORY, CurrentModels, ModelsDirectory
+from volforecast.config import Settings
+from volforecast.data import Downloader, load_market_data
+from volforecast.ensemble import Progress, predict_artifact
+from volforecast.errors import NoNewDataError
+from volforecast.features import TARGET, build_dataset, labeled
+from volforecast.schemas import ModelSummary, MonitoringRecord, TestWindow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    record: MonitoringRecord
+
+
+def new_rows(data: pd.DataFrame, current: CurrentModels) -> pd.DataFrame:
+    """Labeled rows Model B never trained on: after its training end and past the purge gap
+    (which starts its test window), so right after training this is Model B's test window."""
+    b = current.dual.model_b
+    start = max(pd.Timestamp(b.training_date_end) + pd.Timedelta(days=1), pd.Timestamp(b.test_date_start))
+    return data.loc[data.index >= start]
+
+
+def _past_runs(history: list[MonitoringRecord], run_id: str) -> list[rules.PastRun]:
+    return [
+        rules.PastRun(drift_pct=r.drift.model_a_drift_pct, model_b_win_rate=r.comparison.model_b_win_rate)
+        for r in history
+        if r.models_run_id == run_id
+    ]
+
+
+def _summary(info: object) -> ModelSummary:
+    return ModelSummary.model_validate(info, from_attributes=True)
+
+
+def run_monitor(
+    settings: Settings,
+    progress: Progress,
+    *,
+    downloader: Downloader | None = None,
+    now: dt.datetime | None = None,
+) -> MonitorResult:
+    now = now or dt.datetime.now(dt.UTC)
+    models = ModelsDirectory(settings.models_dir)
+    with models.lock(settings.lock_timeout, purpose="monitor"):
+        current = models.load_current()
+        dual = current.dual
+        progress(f"monitoring model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})")
+        if settings.horizon != dual.horizon:
+            log.warning("using the models' horizon of %d days, not --horizon %d", dual.horizon, settings.horizon)
+        market = load_market_data(settings, downloader=downloader, today=now.date())
+        data = labeled(build_dataset(market.frame, dual.horizon))
+        fresh = new_rows(data, current)
+        if fresh.empty:
+            raise NoNewDataError(
+                f"no labeled rows after {dual.model_b.training_date_end} in {market.source} "
+                f"(data ends {market.last_date}; a row needs {dual.horizon} later trading days "
+                "for its target). Fix: run monitor after more trading days, or check --as-of."
+            )
+        cols = list(current.model_a["feature_cols"])
+        pred_a = predict_artifact(current.model_a, fresh[cols])
+        pred_b = predict_artifact(current.model_b, fresh[cols])
+        progress(f"scoring both models on {len(fresh)} new rows {fresh.index[0].date()}..{fresh.index[-1].date()}")
+        wins = rules.windows(fresh[TARGET], pred_a, pred_b)
+        comp = rules.comparison(wins)
+        drift = rules.drift(comp.model_a_rmse, current.validation.validation_rmse)
+        history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
+        advice = rules.retraining(
+            drift.model_a_drift_pct, comp.model_b_win_rate, _past_runs(history, dual.run_id)
+        )
+        a = dual.model_a
+        reference = data.loc[
+            (data.index >= pd.Timestamp(a.training_date_start)) & (data.index <= pd.Timestamp(a.training_date_end)),
+            cols,
+        ]
+        record = MonitoringRecord(
+            timestamp=now.isoformat(),
+            monitoring_date=settings.as_of or market.last_date,
+            model_a=_summary(dual.model_a),
+            model_b=_summary(dual.model_b),
+            test_window=TestWindow(
+                n_samples=len(fresh), date_start=fresh.index[0].date(), date_end=fresh.index[-1].date()
+            ),
+            drift=drift,
+            comparison=comp,
+            recommendation=rules.recommendation(comp.model_b_win_rate, drift.model_a_drift_pct),  # type: ignore[arg-type]
+            windows=wins,
+            models_run_id=dual.run_id,
+            as_of=settings.as_of,
+            data_source=market.source,
+            retraining=advice,
+            feature_drift=rules.feature_drift(reference, fresh[cols]),
+        )
+        models.append_history(MONITORING_HISTORY, record)
+    return MonitorResult(record=record)
