@@ -339,7 +339,11 @@ def refresh_cache(
             cached = read_price_csv(path, require_ohlc=require_ohlc, today=today)
         except DataError as exc:
             log.warning("ignoring unusable cache %s (%s); downloading the full history", path, exc)
-    if cached is not None and not cached.empty and cached.index[0] <= pd.Timestamp(start):
+    # The first trading day can fall a few days after --start (holidays, weekends).
+    covers_start = cached is not None and not cached.empty and (
+        cached.index[0] <= pd.Timestamp(start) + pd.Timedelta(days=REFRESH_OVERLAP_DAYS)
+    )
+    if cached is not None and covers_start:
         since = (cached.index[-1] - pd.Timedelta(days=REFRESH_OVERLAP_DAYS)).date()
         log.info("updating %s from %s (cached through %s)", ticker, since, cached.index[-1].date())
         fresh = validate_prices(

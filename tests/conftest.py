@@ -1,0 +1,117 @@
+"""Shared fixtures: seeded synthetic markets, CSV writers and a stub downloader (no network)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from volforecast.config import Settings, build_settings
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def synthetic_market(n_days: int = 900, seed: int = 7, start: str = "2015-01-02") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """GARCH(1,1) daily SPY-like prices and a VIX that tracks the conditional volatility.
+
+    Returns raw (spy, vix) tables in the CSV format: a ``date`` column and prices.
+    """
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range(start, periods=n_days)
+    omega, alpha, beta = 2e-6, 0.09, 0.89
+    var = omega / (1 - alpha - beta)
+    rets = np.empty(n_days)
+    sigmas = np.empty(n_days)
+    for t in range(n_days):
+        sigmas[t] = np.sqrt(var)
+        rets[t] = sigmas[t] * rng.standard_t(6) / np.sqrt(1.5)
+        var = omega + alpha * rets[t] ** 2 + beta * var
+    close = 200.0 * np.exp(np.cumsum(rets))
+    prev = np.concatenate([[200.0], close[:-1]])
+    open_ = prev * np.exp(rng.normal(0, 0.2, n_days) * sigmas)
+    spread = np.abs(rng.normal(0, 1, n_days)) * sigmas * 0.8 + 1e-4
+    high = np.maximum(open_, close) * np.exp(spread)
+    low = np.minimum(open_, close) * np.exp(-spread)
+    spy = pd.DataFrame(
+        {"date": dates.strftime("%Y-%m-%d"), "open": open_, "high": high, "low": low,
+         "close": close, "adj_close": close, "volume": 1_000_000}
+    )
+    vix_close = sigmas * np.sqrt(252) * 100 * np.exp(rng.normal(0.1, 0.05, n_days))
+    vix = pd.DataFrame(
+        {"date": dates.strftime("%Y-%m-%d"), "open": vix_close, "high": vix_close * 1.02,
+         "low": vix_close * 0.98, "close": vix_close}
+    )
+    return spy, vix
+
+
+def write_market(directory: Path, spy: pd.DataFrame, vix: pd.DataFrame) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    spy.to_csv(directory / "spy_daily.csv", index=False)
+    vix.to_csv(directory / "vix_daily.csv", index=False)
+    return directory
+
+
+@pytest.fixture
+def market_dir(tmp_path: Path) -> Path:
+    spy, vix = synthetic_market()
+    return write_market(tmp_path / "data", spy, vix)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    for key in list(__import__("os").environ):
+        if key.startswith("VOLF_"):
+            monkeypatch.delenv(key)
+
+    def make(**overrides: object) -> Settings:
+        base: dict[str, object] = {
+            "data_source": "csv",
+            "data_dir": tmp_path / "data",
+            "models_dir": tmp_path / "models",
+            "start": dt.date(2000, 1, 1),
+            "lock_timeout": 5,
+        }
+        base.update(overrides)
+        return build_settings(**base)
+
+    return make
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` (links as their targets) with its bytes."""
+    if not directory.exists():
+        return {}
+    out = {}
+    for path in sorted(directory.rglob("*")):
+        rel = str(path.relative_to(directory))
+        if path.is_symlink():
+            out[rel] = b"->" + str(path.readlink()).encode()
+        elif path.is_file():
+            out[rel] = path.read_bytes()
+    return out
+
+
+class StubDownloader:
+    """Serves frames from memory in place of Yahoo; records each call."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame]) -> None:
+        self.tables = tables
+        self.calls: list[tuple[str, dt.date, dt.date | None]] = []
+
+    def __call__(self, ticker: str, start: dt.date, end: dt.date | None) -> pd.DataFrame:
+        self.calls.append((ticker, start, end))
+        table = self.tables[ticker]
+        return table.loc[pd.to_datetime(table["date"]) >= pd.Timestamp(start)].reset_index(drop=True)
+
+
+def shared_data_available() -> bool:
+    return (SHARED_DATA / "spy_daily.csv").is_file() and (SHARED_DATA / "vix_daily.csv").is_file()
+
+
+needs_shared_data = pytest.mark.skipif(
+    not shared_data_available(), reason="../shared/data (real SPY/VIX) is not beside the checkout"
+)
