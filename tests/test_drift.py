@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from volforecast import drift as rules
+
+
+@pytest.mark.parametrize(
+    ("model_a_rmse", "baseline", "expected"),
+    [(0.011, 0.010, 10.0), (0.009, 0.010, 0.0), (0.010, 0.010, 0.0), (0.0105, 0.010, 5.0)],
+)
+def test_drift_pct_is_relative_excess_rmse_floored_at_zero(model_a_rmse, baseline, expected):
+    assert rules.drift_pct(model_a_rmse, baseline) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("pct", "level"),
+    [(0.0, "ok"), (4.99, "ok"), (5.0, "watch"), (10.0, "watch"), (10.01, "retrain")],
+)
+def test_drift_level_at_and_around_thresholds(pct, level):
+    assert rules.drift_level(pct) == level
+
+
+@pytest.mark.parametrize(
+    ("win_rate", "drift_pct", "expected"),
+    [
+        (100.0, 0.0, rules.USE_B),
+        (75.0, 9.99, rules.USE_B),
+        (74.99, 0.0, rules.USE_A),
+        (75.0, 10.0, rules.USE_A),
+        (100.0, 10.01, rules.USE_A),
+        (0.0, 0.0, rules.USE_A),
+    ],
+)
+def test_recommendation_at_and_around_thresholds(win_rate, drift_pct, expected):
+    assert rules.recommendation(win_rate, drift_pct) == expected
+
+
+def _past(*pairs: tuple[float, float]) -> list[rules.PastRun]:
+    return [rules.PastRun(drift_pct=d, model_b_win_rate=w) for d, w in pairs]
+
+
+@pytest.mark.parametrize(
+    ("drift_pct", "win_rate", "previous", "action", "switch"),
+    [
+        (0.0, 0.0, [], "none", False),
+        (4.99, 0.0, [], "none", False),
+        (5.0, 0.0, [], "plan", False),
+        (10.0, 0.0, [], "plan", False),
+        (10.01, 0.0, [], "retrain_now", False),
+        # degrading: three runs with drift > 0, each worse than the one before
+        (3.0, 0.0, _past((1.0, 0), (2.0, 0)), "retrain_now", False),
+        (3.0, 0.0, _past((2.0, 0)), "none", False),  # only two runs
+        (3.0, 0.0, _past((1.0, 0), (3.0, 0)), "none", False),  # not strictly worse
+        (3.0, 0.0, _past((0.0, 0), (2.0, 0)), "none", False),  # one run without drift
+        (2.0, 0.0, _past((1.0, 0), (3.0, 0)), "none", False),  # improved last run
+        (4.0, 0.0, _past((9.0, 0), (1.0, 0), (2.0, 0)), "retrain_now", False),  # only the last 3 count
+        # Model B >= 75% in 3 consecutive runs -> consider switching
+        (0.0, 75.0, _past((0.0, 75.0), (0.0, 100.0)), "none", True),
+        (0.0, 75.0, _past((0.0, 74.9), (0.0, 100.0)), "none", False),
+        (0.0, 100.0, _past((0.0, 100.0)), "none", False),
+        (0.0, 74.9, _past((0.0, 100.0), (0.0, 100.0)), "none", False),
+    ],
+)
+def test_retraining_rules_at_and_around_thresholds(drift_pct, win_rate, previous, action, switch):
+    advice = rules.retraining(drift_pct, win_rate, previous)
+    assert advice.action == action
+    assert advice.consider_switching_to_b is switch
+    assert bool(advice.reasons) == (action != "none" or switch)
+
+
+def test_windows_are_all_data_then_shorter_trailing_windows():
+    y = np.linspace(0.01, 0.02, 30)
+    wins = rules.windows(y, y + 0.001, y + 0.002)
+    assert [(w.name, w.n_samples) for w in wins] == [
+        ("All new data (30 samples)", 30),
+        ("Last 20 samples", 20),
+        ("Last 10 samples", 10),
+        ("Last 5 samples", 5),
+    ]
+    assert all(w.winner == "Model A" for w in wins)
+    assert wins[0].model_a_rmse == pytest.approx(0.001)
+
+
+def test_windows_skip_trailing_windows_not_shorter_than_the_data():
+    y = np.full(10, 0.01)
+    assert [w.n_samples for w in rules.windows(y, y, y)] == [10, 5]
+
+
+def test_windows_tie_goes_to_model_a():
+    y = np.full(5, 0.01)
+    assert rules.windows(y, y + 0.001, y - 0.001)[0].winner == "Model A"
+
+
+def test_comparison_reports_model_b_share_of_window_wins():
+    y = np.full(30, 0.01)
+    pred_a = np.full(30, 0.012)
+    pred_b = np.concatenate([np.full(20, 0.02), np.full(10, 0.0101)])  # B wins the last 10 and 5
+    comp = rules.comparison(rules.windows(y, pred_a, pred_b))
+    assert comp.model_b_win_rate == pytest.approx(50.0)
+    assert comp.winner == "Model A"
+
+
+def test_psi_is_near_zero_for_same_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=5000)
+    assert rules.psi(ref, rng.normal(size=5000)) < 0.01
+    assert rules.psi(ref, rng.normal(loc=1.0, size=5000)) > 0.5
+
+
+def test_feature_drift_flags_a_shifted_feature_only():
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    cur = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(loc=1.5, size=300)})
+    out = rules.feature_drift(ref, cur)
+    assert not out.features["a"].drifted
+    assert out.features["b"].drifted
+    assert out.n_drifted == 1
