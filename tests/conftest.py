@@ -15,7 +15,9 @@ from volforecast.config import Settings, build_settings
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def synthetic_market(n_days: int = 900, seed: int = 7, start: str = "2015-01-02") -> tuple[pd.DataFrame, pd.DataFrame]:
+def synthetic_market(
+    n_days: int = 900, seed: int = 7, start: str = "2015-01-02"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """GARCH(1,1) daily SPY-like prices and a VIX that tracks the conditional volatility.
 
     Returns raw (spy, vix) tables in the CSV format: a ``date`` column and prices.
@@ -37,13 +39,25 @@ def synthetic_market(n_days: int = 900, seed: int = 7, start: str = "2015-01-02"
     high = np.maximum(open_, close) * np.exp(spread)
     low = np.minimum(open_, close) * np.exp(-spread)
     spy = pd.DataFrame(
-        {"date": dates.strftime("%Y-%m-%d"), "open": open_, "high": high, "low": low,
-         "close": close, "adj_close": close, "volume": 1_000_000}
+        {
+            "date": dates.strftime("%Y-%m-%d"),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "adj_close": close,
+            "volume": 1_000_000,
+        }
     )
     vix_close = sigmas * np.sqrt(252) * 100 * np.exp(rng.normal(0.1, 0.05, n_days))
     vix = pd.DataFrame(
-        {"date": dates.strftime("%Y-%m-%d"), "open": vix_close, "high": vix_close * 1.02,
-         "low": vix_close * 0.98, "close": vix_close}
+        {
+            "date": dates.strftime("%Y-%m-%d"),
+            "open": vix_close,
+            "high": vix_close * 1.02,
+            "low": vix_close * 0.98,
+            "close": vix_close,
+        }
     )
     return spy, vix
 
@@ -105,7 +119,9 @@ class StubDownloader:
     def __call__(self, ticker: str, start: dt.date, end: dt.date | None) -> pd.DataFrame:
         self.calls.append((ticker, start, end))
         table = self.tables[ticker]
-        return table.loc[pd.to_datetime(table["date"]) >= pd.Timestamp(start)].reset_index(drop=True)
+        return table.loc[pd.to_datetime(table["date"]) >= pd.Timestamp(start)].reset_index(
+            drop=True
+        )
 
 
 def shared_data_available() -> bool:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,15 @@ from .conftest import snapshot
 
 
 def _files(tag: str) -> dict[str, bytes]:
-    return {name: f"{tag}:{name}".encode() for name in ("model_90pct.pkl", "model_100pct.pkl",
-                                                      "validation_baseline.json", "dual_model_baseline.json")}
+    return {
+        name: f"{tag}:{name}".encode()
+        for name in (
+            "model_90pct.pkl",
+            "model_100pct.pkl",
+            "validation_baseline.json",
+            "dual_model_baseline.json",
+        )
+    }
 
 
 def test_publish_links_every_spec_name_to_the_new_set(tmp_path: Path):
@@ -29,7 +35,9 @@ def test_publish_links_every_spec_name_to_the_new_set(tmp_path: Path):
     models.publish("run1", _files("one"), keep=4)
     for alias, target in ALIASES.items():
         assert (tmp_path / alias).read_bytes() == f"one:{target}".encode()
-        assert not os.readlink(tmp_path / alias).startswith("/")  # relative: survives a moved volume
+        assert not str((tmp_path / alias).readlink()).startswith(
+            "/"
+        )  # relative: survives a moved volume
     assert models.current_run_id() == "run1"
 
 
@@ -56,7 +64,9 @@ def test_publish_removes_leftovers_of_killed_runs(tmp_path: Path):
     assert [p.name for p in (tmp_path / "sets").iterdir()] == ["run1"]
 
 
-def test_publish_raises_storage_error_and_keeps_old_set_when_disk_is_full(tmp_path: Path, monkeypatch):
+def test_publish_raises_storage_error_and_keeps_old_set_when_disk_is_full(
+    tmp_path: Path, monkeypatch
+):
     import errno
 
     from volforecast import artifacts
@@ -73,7 +83,7 @@ def test_publish_raises_storage_error_and_keeps_old_set_when_disk_is_full(tmp_pa
         path.write_bytes(data)
 
     monkeypatch.setattr(artifacts, "_write_file", full_disk)
-    with pytest.raises(StorageError, match="No space left on device.*check free disk space"):
+    with pytest.raises(StorageError, match=r"No space left on device.*check free disk space"):
         models.publish("run2", _files("two"), keep=4)
     assert snapshot(tmp_path) == before
 
@@ -137,7 +147,10 @@ def test_lock_raises_timeout_when_held_by_another_holder(tmp_path: Path):
     holder.start()
     try:
         assert ready.wait(30)
-        with pytest.raises(LockTimeoutError, match="another volforecast run holds"), models.lock(0.2, "test"):
+        with (
+            pytest.raises(LockTimeoutError, match="another volforecast run holds"),
+            models.lock(0.2, "test"),
+        ):
             pass
     finally:
         release.set()

@@ -15,12 +15,22 @@ from volforecast.cli import main
 from volforecast.data import load_market_data
 from volforecast.errors import EXIT_RETRAIN_ADVISED
 from volforecast.features import build_dataset
-from volforecast.schemas import DualModelBaseline, MonitoringRecord, TrainingRecord, ValidationBaseline
+from volforecast.schemas import (
+    DualModelBaseline,
+    MonitoringRecord,
+    TrainingRecord,
+    ValidationBaseline,
+)
 
 from .conftest import snapshot, synthetic_market, write_market
 
-SET_NAMES = ("model_90pct.pkl", "model_100pct.pkl", "latest_ensemble.pkl",
-             "validation_baseline.json", "dual_model_baseline.json")
+SET_NAMES = (
+    "model_90pct.pkl",
+    "model_100pct.pkl",
+    "latest_ensemble.pkl",
+    "validation_baseline.json",
+    "dual_model_baseline.json",
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +40,21 @@ def trained(tmp_path_factory) -> Path:
     spy, vix = synthetic_market()
     write_market(root / "data", spy, vix)
     as_of = spy["date"].iloc[799]
-    code = main(["train", "--source", "csv", "--data-dir", str(root / "data"),
-                 "--models-dir", str(root / "models"), "--start", "2000-01-01", "--as-of", as_of])
+    code = main(
+        [
+            "train",
+            "--source",
+            "csv",
+            "--data-dir",
+            str(root / "data"),
+            "--models-dir",
+            str(root / "models"),
+            "--start",
+            "2000-01-01",
+            "--as-of",
+            as_of,
+        ]
+    )
     assert code == 0
     return root
 
@@ -48,8 +71,18 @@ def project(trained: Path, tmp_path: Path, monkeypatch) -> Path:
 
 
 def _args(root: Path, command: str, *extra: str) -> list[str]:
-    return [command, "--source", "csv", "--data-dir", str(root / "data"),
-            "--models-dir", str(root / "models"), "--start", "2000-01-01", *extra]
+    return [
+        command,
+        "--source",
+        "csv",
+        "--data-dir",
+        str(root / "data"),
+        "--models-dir",
+        str(root / "models"),
+        "--start",
+        "2000-01-01",
+        *extra,
+    ]
 
 
 def test_train_writes_six_files_and_one_history_line(project: Path):
@@ -59,10 +92,14 @@ def test_train_writes_six_files_and_one_history_line(project: Path):
     lines = (models / "training_history.jsonl").read_text().splitlines()
     assert len(lines) == 1
     record = TrainingRecord.model_validate_json(lines[0])
-    validation = ValidationBaseline.model_validate_json((models / "validation_baseline.json").read_text())
+    validation = ValidationBaseline.model_validate_json(
+        (models / "validation_baseline.json").read_text()
+    )
     dual = DualModelBaseline.model_validate_json((models / "dual_model_baseline.json").read_text())
     assert record.run_id == validation.run_id == dual.run_id
-    assert (models / "latest_ensemble.pkl").read_bytes() == (models / "model_90pct.pkl").read_bytes()
+    assert (models / "latest_ensemble.pkl").read_bytes() == (
+        models / "model_90pct.pkl"
+    ).read_bytes()
 
 
 def test_train_baselines_report_split_counts_and_purge(project: Path):
@@ -89,7 +126,10 @@ def test_train_again_appends_a_second_history_line_and_archives_the_first_set(pr
 def test_train_gives_identical_models_and_metrics_when_repeated(project: Path, tmp_path: Path):
     other = tmp_path / "again"
     assert main(_args(project, "train", "--as-of", "2018-01-26", "--models-dir", str(other))) == 0
-    assert main(_args(project, "train", "--as-of", "2018-01-26", "--models-dir", str(other / "2"))) == 0
+    assert (
+        main(_args(project, "train", "--as-of", "2018-01-26", "--models-dir", str(other / "2")))
+        == 0
+    )
     first = json.loads((other / "dual_model_baseline.json").read_text())
     second = json.loads((other / "2" / "dual_model_baseline.json").read_text())
     for key in ("model_a", "model_b"):
@@ -107,19 +147,19 @@ def test_train_gives_identical_models_and_metrics_when_repeated(project: Path, t
 def test_spec_usage_snippet_predicts_target_units_from_written_pickle(project: Path):
     frame = load_market_data(
         __import__("volforecast.config", fromlist=["build_settings"]).build_settings(
-            data_source="csv", data_dir=project / "data", start=dt.date(2000, 1, 1))
+            data_source="csv", data_dir=project / "data", start=dt.date(2000, 1, 1)
+        )
     ).frame
     X = build_dataset(frame, 5)
     # --- the spec's snippet, unchanged ---
-    with open('models/model_90pct.pkl', 'rb') as f:
+    with open("models/model_90pct.pkl", "rb") as f:
         model_artifact = pickle.load(f)
 
-    X = X[model_artifact['feature_cols']]
-    X_meta = np.column_stack([
-        model_artifact['xgb_model'].predict(X),
-        model_artifact['lgbm_model'].predict(X)
-    ])
-    predictions = model_artifact['meta_model'].predict(X_meta)
+    X = X[model_artifact["feature_cols"]]
+    X_meta = np.column_stack(
+        [model_artifact["xgb_model"].predict(X), model_artifact["lgbm_model"].predict(X)]
+    )
+    predictions = model_artifact["meta_model"].predict(X_meta)
     # ---
     assert predictions.shape == (len(X),)
     assert 0.002 < np.median(predictions) < 0.05
@@ -130,18 +170,20 @@ def test_spec_training_history_snippets_run_on_written_file(project: Path, capsy
     import pandas as pd
 
     # --- the spec's snippets, unchanged ---
-    with open('models/training_history.jsonl') as f:
+    with open("models/training_history.jsonl") as f:
         history = [json.loads(line) for line in f]
     df = pd.DataFrame(history)
-    model_a_rmse = [r['model_a']['validation_rmse'] for r in history]
+    model_a_rmse = [r["model_a"]["validation_rmse"] for r in history]
     print(f"Model A RMSE trend: {model_a_rmse}")
-    best_run = min(history, key=lambda x: x['model_a']['validation_rmse'])
+    best_run = min(history, key=lambda x: x["model_a"]["validation_rmse"])
     print(f"Best Model A RMSE: {best_run['model_a']['validation_rmse']}")
-    with open('models/training_history.jsonl') as f:
+    with open("models/training_history.jsonl") as f:
         runs = [json.loads(line) for line in f]
     print(f"First run RMSE: {runs[0]['model_a']['validation_rmse']:.6f}")
     print(f"Latest run RMSE: {runs[-1]['model_a']['validation_rmse']:.6f}")
-    print(f"Change: {((runs[-1]['model_a']['validation_rmse'] / runs[0]['model_a']['validation_rmse']) - 1) * 100:.2f}%")
+    print(
+        f"Change: {((runs[-1]['model_a']['validation_rmse'] / runs[0]['model_a']['validation_rmse']) - 1) * 100:.2f}%"
+    )
     # ---
     assert len(df) == 2
     assert "Change: " in capsys.readouterr().out
@@ -203,7 +245,9 @@ def _bad_spy(kind: str, root: Path) -> None:
         ("high_below_low", "below low"),
     ],
 )
-def test_train_exits_3_and_leaves_models_unchanged_when_input_is_bad(project: Path, capsys, kind, message):
+def test_train_exits_3_and_leaves_models_unchanged_when_input_is_bad(
+    project: Path, capsys, kind, message
+):
     before = snapshot(project / "models")
     _bad_spy(kind, project)
     assert main(_args(project, "train")) == 3
@@ -215,7 +259,10 @@ def test_train_exits_3_and_leaves_models_unchanged_when_input_is_bad(project: Pa
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--horizon", "0"], "--horizon / VOLF_HORIZON"), (["--as-of", "yesterday"], "--as-of / VOLF_AS_OF")],
+    [
+        (["--horizon", "0"], "--horizon / VOLF_HORIZON"),
+        (["--as-of", "yesterday"], "--as-of / VOLF_AS_OF"),
+    ],
 )
 def test_train_exits_2_when_configuration_is_invalid(project: Path, capsys, args, message):
     assert main(_args(project, "train", *args)) == 2
@@ -255,32 +302,32 @@ def test_spec_monitoring_snippets_run_on_written_file(project: Path, capsys, mon
     import pandas as pd
 
     # --- the spec's snippets, unchanged ---
-    with open('models/monitoring_history.jsonl') as f:
+    with open("models/monitoring_history.jsonl") as f:
         history = [json.loads(line) for line in f]
-    dates = [r['monitoring_date'] for r in history]
-    drift = [r['drift']['model_a_drift_pct'] for r in history]
+    dates = [r["monitoring_date"] for r in history]
+    drift = [r["drift"]["model_a_drift_pct"] for r in history]
     plt.plot(dates, drift)
-    plt.title('Model A Drift Over Time')
-    plt.ylabel('Drift %')
+    plt.title("Model A Drift Over Time")
+    plt.ylabel("Drift %")
     plt.show()
-    model_b_wins = [r['comparison']['model_b_win_rate'] for r in history]
-    print(f"Model B average win rate: {sum(model_b_wins)/len(model_b_wins):.1f}%")
+    model_b_wins = [r["comparison"]["model_b_win_rate"] for r in history]
+    print(f"Model B average win rate: {sum(model_b_wins) / len(model_b_wins):.1f}%")
 
-    with open('models/training_history.jsonl') as f:
+    with open("models/training_history.jsonl") as f:
         training = pd.DataFrame([json.loads(line) for line in f])
-    with open('models/monitoring_history.jsonl') as f:
+    with open("models/monitoring_history.jsonl") as f:
         monitoring = pd.DataFrame([json.loads(line) for line in f])
     print("=== TRAINING TRENDS ===")
     print(f"Total training runs: {len(training)}")
     if len(training) > 1:
-        first_rmse = training.iloc[0]['model_a']['validation_rmse']
-        last_rmse = training.iloc[-1]['model_a']['validation_rmse']
+        first_rmse = training.iloc[0]["model_a"]["validation_rmse"]
+        last_rmse = training.iloc[-1]["model_a"]["validation_rmse"]
         change = ((last_rmse / first_rmse) - 1) * 100
         print(f"RMSE change: {change:+.2f}%")
     print("\n=== MONITORING TRENDS ===")
     print(f"Total monitoring runs: {len(monitoring)}")
     if len(monitoring) > 0:
-        avg_drift = monitoring['drift'].apply(lambda x: x['model_a_drift_pct']).mean()
+        avg_drift = monitoring["drift"].apply(lambda x: x["model_a_drift_pct"]).mean()
         print(f"Average drift: {avg_drift:.2f}%")
     # ---
     plt.close("all")
@@ -288,7 +335,9 @@ def test_spec_monitoring_snippets_run_on_written_file(project: Path, capsys, mon
     assert "Total monitoring runs: 3" in out and "Average drift:" in out
 
 
-def test_monitor_exits_4_without_appending_when_nothing_trained(project: Path, tmp_path: Path, capsys):
+def test_monitor_exits_4_without_appending_when_nothing_trained(
+    project: Path, tmp_path: Path, capsys
+):
     empty = tmp_path / "empty"
     assert main(_args(project, "monitor", "--models-dir", str(empty))) == 4
     assert "run `volforecast train` first" in capsys.readouterr().err
@@ -343,6 +392,8 @@ def test_monitor_exits_10_with_fail_on_retrain_when_drift_is_high(project: Path)
     spy.to_csv(spy_path, index=False)
     assert len(lines) == len(spy) + 1
     assert main(_args(project, "monitor", "--fail-on-retrain")) == EXIT_RETRAIN_ADVISED
-    record = json.loads((project / "models" / "monitoring_history.jsonl").read_text().splitlines()[-1])
+    record = json.loads(
+        (project / "models" / "monitoring_history.jsonl").read_text().splitlines()[-1]
+    )
     assert record["retraining"]["action"] == "retrain_now"
     assert main(_args(project, "monitor")) == 0  # without the flag: exit 0 whatever the drift

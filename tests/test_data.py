@@ -33,11 +33,31 @@ GOOD = [("2020-01-02", 10.0, 11.0, 9.0, 10.5), ("2020-01-03", 10.5, 11.5, 10.0, 
     [
         ([], None, "no rows"),
         (GOOD, ["date", "open", "high", "close"], "missing column(s) low"),
-        ([("2020-01-02", 10, 11, 9, 10), ("02/30/2020", 10, 11, 9, 10)], None, "row 3 has an unparsable date"),
-        ([("2020-01-02", 10, 11, 9, 10), ("2020-01-02", 10, 11, 9, 10)], None, "row 3 repeats the date 2020-01-02"),
-        ([("2020-01-03", 10, 11, 9, 10), ("2020-01-02", 10, 11, 9, 10)], None, "rows are not sorted"),
-        ([("2020-01-02", 10, 11, 9, 10), ("2020-01-03", 10, 11, 9, 0)], None, "row 3 (2020-01-03) has a non-positive close"),
-        ([("2020-01-02", 10, 11, 9, 10), ("2020-01-03", 10, 11, 9, np.nan)], None, "has no numeric close"),
+        (
+            [("2020-01-02", 10, 11, 9, 10), ("02/30/2020", 10, 11, 9, 10)],
+            None,
+            "row 3 has an unparsable date",
+        ),
+        (
+            [("2020-01-02", 10, 11, 9, 10), ("2020-01-02", 10, 11, 9, 10)],
+            None,
+            "row 3 repeats the date 2020-01-02",
+        ),
+        (
+            [("2020-01-03", 10, 11, 9, 10), ("2020-01-02", 10, 11, 9, 10)],
+            None,
+            "rows are not sorted",
+        ),
+        (
+            [("2020-01-02", 10, 11, 9, 10), ("2020-01-03", 10, 11, 9, 0)],
+            None,
+            "row 3 (2020-01-03) has a non-positive close",
+        ),
+        (
+            [("2020-01-02", 10, 11, 9, 10), ("2020-01-03", 10, 11, 9, np.nan)],
+            None,
+            "has no numeric close",
+        ),
         ([("2020-01-02", 10, 9, 11, 10)], None, "has high 9.0 below low 11.0"),
         ([("2030-01-02", 10, 11, 9, 10)], None, "after today"),
     ],
@@ -67,7 +87,10 @@ def test_read_price_csv_raises_when_file_is_empty(tmp_path: Path):
 
 def _frame(dates: list[str], values: list[float]) -> pd.DataFrame:
     idx = pd.DatetimeIndex(pd.to_datetime(dates), name="date")
-    return pd.DataFrame({"open": values, "high": values, "low": values, "close": values, "adj_close": values}, index=idx)
+    return pd.DataFrame(
+        {"open": values, "high": values, "low": values, "close": values, "adj_close": values},
+        index=idx,
+    )
 
 
 def test_align_drops_vix_holidays_and_fills_short_gaps_from_the_past():
@@ -75,7 +98,12 @@ def test_align_drops_vix_holidays_and_fills_short_gaps_from_the_past():
     vix = _frame(["2020-01-02", "2020-01-04", "2020-01-06"], [20, 99, 22])
     out = align(spy, vix)
     assert out["vix_close"].tolist() == [20, 20, 22, 22]
-    assert list(out.index.strftime("%Y-%m-%d")) == ["2020-01-02", "2020-01-03", "2020-01-06", "2020-01-07"]
+    assert list(out.index.strftime("%Y-%m-%d")) == [
+        "2020-01-02",
+        "2020-01-03",
+        "2020-01-06",
+        "2020-01-07",
+    ]
 
 
 def test_align_drops_spy_days_before_first_vix_value():
@@ -123,8 +151,10 @@ def test_load_market_data_reads_sample_when_offline(make_settings):
 
 def test_flatten_yahoo_handles_multiindex_columns():
     idx = pd.DatetimeIndex(["2020-01-02", "2020-01-03"], name="Date", tz="America/New_York")
-    cols = pd.MultiIndex.from_product([["Adj Close", "Close", "High", "Low", "Open", "Volume"], ["SPY"]],
-                                      names=["Price", "Ticker"])
+    cols = pd.MultiIndex.from_product(
+        [["Adj Close", "Close", "High", "Low", "Open", "Volume"], ["SPY"]],
+        names=["Price", "Ticker"],
+    )
     raw = pd.DataFrame(np.full((2, 6), 5.0), index=idx, columns=cols)
     out = _flatten_yahoo(raw, "SPY")
     assert list(out.columns) == ["date", "open", "high", "low", "close", "adj_close", "volume"]
@@ -147,11 +177,15 @@ def _yahoo_with(monkeypatch, answers):
     return calls
 
 
-def test_yahoo_downloader_retries_then_raises_clear_error_when_answers_are_empty(monkeypatch, tmp_path):
+def test_yahoo_downloader_retries_then_raises_clear_error_when_answers_are_empty(
+    monkeypatch, tmp_path
+):
     calls = _yahoo_with(monkeypatch, [pd.DataFrame()])
     sleeps: list[float] = []
     loader = YahooDownloader(tmp_path, retries=3, backoff=1.0, sleep=sleeps.append)
-    with pytest.raises(DataError, match=r"could not download SPY after 3 attempts \(last: an empty table"):
+    with pytest.raises(
+        DataError, match=r"could not download SPY after 3 attempts \(last: an empty table"
+    ):
         loader("SPY", dt.date(2020, 1, 1), None)
     assert len(calls) == 3
     assert sleeps == [1.0, 2.0]
@@ -161,11 +195,20 @@ def test_yahoo_downloader_recovers_when_rate_limit_passes(monkeypatch, tmp_path)
     from yfinance.exceptions import YFRateLimitError
 
     good = pd.DataFrame(
-        {"Open": [1.0], "High": [2.0], "Low": [0.5], "Close": [1.5], "Adj Close": [1.4], "Volume": [9]},
+        {
+            "Open": [1.0],
+            "High": [2.0],
+            "Low": [0.5],
+            "Close": [1.5],
+            "Adj Close": [1.4],
+            "Volume": [9],
+        },
         index=pd.DatetimeIndex(["2020-01-02"], name="Date"),
     )
     _yahoo_with(monkeypatch, [YFRateLimitError(), good])
-    out = YahooDownloader(tmp_path, retries=2, sleep=lambda _s: None)("SPY", dt.date(2020, 1, 1), None)
+    out = YahooDownloader(tmp_path, retries=2, sleep=lambda _s: None)(
+        "SPY", dt.date(2020, 1, 1), None
+    )
     assert out["adj_close"].tolist() == [1.4]
     assert (tmp_path / ".yfinance-cache").is_dir()
 
@@ -177,17 +220,27 @@ def test_refresh_cache_rescales_cached_adjusted_close_when_dividend_appears(tmp_
     new = spy.copy()
     new["adj_close"] = new["close"] * 0.99  # a dividend re-scales all history
     stub = StubDownloader({"SPY": new})
-    merged = refresh_cache(tmp_path / "spy_daily.csv", "SPY", dt.date(2015, 1, 1), stub,
-                           require_ohlc=True, today=dt.date(2026, 1, 1))
+    merged = refresh_cache(
+        tmp_path / "spy_daily.csv",
+        "SPY",
+        dt.date(2015, 1, 1),
+        stub,
+        require_ohlc=True,
+        today=dt.date(2026, 1, 1),
+    )
     assert stub.calls[0][1] > dt.date(2015, 1, 20)  # incremental: only the tail was fetched
-    np.testing.assert_allclose(merged["adj_close"].to_numpy(), (spy["close"] * 0.99).to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(
+        merged["adj_close"].to_numpy(), (spy["close"] * 0.99).to_numpy(), rtol=1e-9
+    )
     assert len(read_price_csv(tmp_path / "spy_daily.csv")) == 40
 
 
 def test_load_market_data_downloads_and_caches_when_source_is_yahoo(tmp_path, make_settings):
     spy, vix = synthetic_market(n_days=100)
     stub = StubDownloader({"SPY": spy, "^VIX": vix})
-    data = load_market_data(make_settings(data_source="yahoo"), downloader=stub, today=dt.date(2026, 1, 1))
+    data = load_market_data(
+        make_settings(data_source="yahoo"), downloader=stub, today=dt.date(2026, 1, 1)
+    )
     assert len(data.frame) == 100
     assert (tmp_path / "data" / "spy_daily.csv").is_file()
     assert (tmp_path / "data" / "vix_daily.csv").is_file()

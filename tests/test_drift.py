@@ -56,7 +56,13 @@ def _past(*pairs: tuple[float, float]) -> list[rules.PastRun]:
         (3.0, 0.0, _past((1.0, 0), (3.0, 0)), "none", False),  # not strictly worse
         (3.0, 0.0, _past((0.0, 0), (2.0, 0)), "none", False),  # one run without drift
         (2.0, 0.0, _past((1.0, 0), (3.0, 0)), "none", False),  # improved last run
-        (4.0, 0.0, _past((9.0, 0), (1.0, 0), (2.0, 0)), "retrain_now", False),  # only the last 3 count
+        (
+            4.0,
+            0.0,
+            _past((9.0, 0), (1.0, 0), (2.0, 0)),
+            "retrain_now",
+            False,
+        ),  # only the last 3 count
         # Model B >= 75% in 3 consecutive runs -> consider switching
         (0.0, 75.0, _past((0.0, 75.0), (0.0, 100.0)), "none", True),
         (0.0, 75.0, _past((0.0, 74.9), (0.0, 100.0)), "none", False),

@@ -21,7 +21,9 @@ def dataset() -> pd.DataFrame:
 
 
 def _fit(dataset: pd.DataFrame, seed: int = 42) -> StackedEnsemble:
-    return StackedEnsemble(horizon=5, seed=seed).fit(dataset[list(FEATURE_COLUMNS)], dataset[TARGET])
+    return StackedEnsemble(horizon=5, seed=seed).fit(
+        dataset[list(FEATURE_COLUMNS)], dataset[TARGET]
+    )
 
 
 @pytest.mark.parametrize("gap", [1, 5, 22])
@@ -38,7 +40,9 @@ def test_meta_learner_is_fit_on_out_of_fold_predictions_only(dataset):
     first_block = purged_folds(len(dataset), 5, 5)[0][1].min()
     assert not covered[:first_block].any() and covered[first_block:].all()
     spread = float(np.mean(np.var(oof[covered], axis=0)))
-    refit = Ridge(alpha=0.01 * spread * covered.sum(), positive=True).fit(oof[covered], dataset[TARGET].to_numpy()[covered])
+    refit = Ridge(alpha=0.01 * spread * covered.sum(), positive=True).fit(
+        oof[covered], dataset[TARGET].to_numpy()[covered]
+    )
     np.testing.assert_allclose(model.meta_model_.coef_, refit.coef_)
     # In-sample base predictions differ from the out-of-fold ones the meta-learner saw.
     in_sample = model.xgb_model_.predict(dataset[list(FEATURE_COLUMNS)])

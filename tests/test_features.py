@@ -78,7 +78,9 @@ def test_build_features_matches_hand_values_when_returns_alternate():
 def test_build_features_gives_drawdown_zero_at_a_new_high_and_negative_below_it():
     frame = _zigzag_frame()
     out = build_features(frame)
-    assert out["spy_drawdown_66d"].iloc[-2] == pytest.approx(0.0, abs=1e-12)  # on a +1% day: the high
+    assert out["spy_drawdown_66d"].iloc[-2] == pytest.approx(
+        0.0, abs=1e-12
+    )  # on a +1% day: the high
     assert out["spy_drawdown_66d"].iloc[-1] == pytest.approx(-0.01, abs=1e-12)
 
 

@@ -108,7 +108,7 @@ def _write_file(path: Path, data: bytes) -> None:
 
 def _replace_symlink(link: Path, target: str) -> None:
     """Point ``link`` at ``target`` atomically (create a temporary link, rename over)."""
-    if link.is_symlink() and os.readlink(link) == target:
+    if link.is_symlink() and str(link.readlink()) == target:
         return
     tmp = link.with_name(f"{TMP_PREFIX}{link.name}")
     with contextlib.suppress(FileNotFoundError):
@@ -188,7 +188,11 @@ class ModelsDirectory:
     def _adopt_legacy_files(self) -> None:
         """Regular files under the spec's names (an older layout, or a manual copy) are moved
         to the archive before the names become links, so nothing is lost."""
-        legacy = [self.root / a for a in ALIASES if (self.root / a).exists() and not (self.root / a).is_symlink()]
+        legacy = [
+            self.root / a
+            for a in ALIASES
+            if (self.root / a).exists() and not (self.root / a).is_symlink()
+        ]
         if not legacy:
             return
         dest = self.root / ARCHIVE_DIR / f"{_stamp()}_legacy"
@@ -201,7 +205,7 @@ class ModelsDirectory:
         link = self.root / CURRENT
         if not link.is_symlink():
             return None
-        return Path(os.readlink(link)).name
+        return link.readlink().name
 
     def _archive_old_sets(self, keep: int) -> None:
         """Move every non-current set to archive/ and keep the newest ``keep`` there.
@@ -223,7 +227,11 @@ class ModelsDirectory:
                 dest = archive / f"{_stamp()}_{entry.name}"
                 entry.rename(dest)
                 log.info("archived the previous model set to %s", dest)
-            kept = sorted((p for p in archive.iterdir() if p.is_dir()), key=lambda p: p.name) if archive.exists() else []
+            kept = (
+                sorted((p for p in archive.iterdir() if p.is_dir()), key=lambda p: p.name)
+                if archive.exists()
+                else []
+            )
             for old in kept[: max(0, len(kept) - keep)]:
                 shutil.rmtree(old, ignore_errors=True)
                 log.info("removed old archive %s (keeping %d)", old, keep)
@@ -267,9 +275,11 @@ class ModelsDirectory:
                 f"it was modified or copied from another run. Refusing to unpickle it. "
                 f"Fix: run `volforecast train`, or restore the whole set from {self.root / ARCHIVE_DIR}."
             )
-        artifact = pickle.loads(data)  # noqa: S301  (hash-checked above, from our own directory)
+        artifact = pickle.loads(data)
         if not isinstance(artifact, dict) or artifact.get("run_id") != run_id:
-            raise IntegrityError(f"{path} belongs to another training run. Fix: run `volforecast train`.")
+            raise IntegrityError(
+                f"{path} belongs to another training run. Fix: run `volforecast train`."
+            )
         return artifact
 
     def load_current(self) -> CurrentModels:
@@ -327,7 +337,9 @@ class ModelsDirectory:
                 torn = number == len(raw_lines)
                 log.warning(
                     "%s line %d is %s; skipping it (the file is left as it is)",
-                    path, number, "a torn final line" if torn else "not a valid record",
+                    path,
+                    number,
+                    "a torn final line" if torn else "not a valid record",
                 )
         return records
 

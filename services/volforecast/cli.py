@@ -36,7 +36,11 @@ def _add_common(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
         info = Settings.model_fields[field]
         env = "VOLF_" + field.upper()
         parser.add_argument(
-            flag, dest=field, default=None, help=f"{info.description} [env {env}; default {info.default}]", **extra
+            flag,
+            dest=field,
+            default=None,
+            help=f"{info.description} [env {env}; default {info.default}]",
+            **extra,
         )
 
 
@@ -59,8 +63,8 @@ def _progress() -> Callable[[str], None]:
 
 
 def _cmd_train(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.training import run_train  # noqa: PLC0415  (keeps --help fast)
-    from volforecast.reporting import training_summary  # noqa: PLC0415
+    from volforecast.reporting import training_summary
+    from volforecast.training import run_train
 
     result = run_train(settings, _progress())
     print(training_summary(result.record))
@@ -68,8 +72,8 @@ def _cmd_train(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _cmd_monitor(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.monitoring import run_monitor  # noqa: PLC0415
-    from volforecast.reporting import monitoring_summary  # noqa: PLC0415
+    from volforecast.monitoring import run_monitor
+    from volforecast.reporting import monitoring_summary
 
     result = run_monitor(settings, _progress())
     print(monitoring_summary(result.record))
@@ -95,10 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(train, list(COMMON_FLAGS))
     train.add_argument(
-        "--archive-keep", dest="archive_keep", type=int, default=None,
+        "--archive-keep",
+        dest="archive_keep",
+        type=int,
+        default=None,
         help="previous model sets kept in models/archive/ [env VOLF_ARCHIVE_KEEP; default 4]",
     )
-    train.set_defaults(handler=_cmd_train, settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "archive_keep"])
+    train.set_defaults(
+        handler=_cmd_train, settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "archive_keep"]
+    )
 
     monitor = sub.add_parser(
         "monitor",
@@ -109,11 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(monitor, list(COMMON_FLAGS))
     monitor.add_argument(
-        "--fail-on-retrain", dest="fail_on_retrain", action="store_true", default=None,
+        "--fail-on-retrain",
+        dest="fail_on_retrain",
+        action="store_true",
+        default=None,
         help=f"exit {EXIT_RETRAIN_ADVISED} when retraining is advised, so cron can alert "
         "[env VOLF_FAIL_ON_RETRAIN; default False]",
     )
-    monitor.set_defaults(handler=_cmd_monitor, settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "fail_on_retrain"])
+    monitor.set_defaults(
+        handler=_cmd_monitor,
+        settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "fail_on_retrain"],
+    )
     return parser
 
 

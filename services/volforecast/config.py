@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("data"), description="Download cache (yahoo) or input folder (csv)."
     )
-    models_dir: Path = Field(Path("models"), description="Where models, baselines and histories live.")
+    models_dir: Path = Field(
+        Path("models"), description="Where models, baselines and histories live."
+    )
     start: dt.date = Field(dt.date(2010, 1, 1), description="First date of history to use.")
     as_of: dt.date | None = Field(
         None, description="Use only rows dated on or before this day (replay); default: all."

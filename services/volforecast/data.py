@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -147,7 +147,9 @@ def validate_prices(
     return out
 
 
-def read_price_csv(path: Path, *, require_ohlc: bool = True, today: dt.date | None = None) -> pd.DataFrame:
+def read_price_csv(
+    path: Path, *, require_ohlc: bool = True, today: dt.date | None = None
+) -> pd.DataFrame:
     """Read and validate one daily price CSV (the format of ``spy_daily.csv``)."""
     if not path.is_file():
         raise DataError(
@@ -164,7 +166,9 @@ def read_price_csv(path: Path, *, require_ohlc: bool = True, today: dt.date | No
 def align(spy: pd.DataFrame, vix: pd.DataFrame, origin: str = "VIX") -> pd.DataFrame:
     """Put VIX on SPY trading days by the rule in the module docstring."""
     if vix.empty:
-        raise DataError(f"{origin}: no VIX rows in the period. Fix: check the VIX file or download.")
+        raise DataError(
+            f"{origin}: no VIX rows in the period. Fix: check the VIX file or download."
+        )
     first_vix = vix.index[0]
     spy = spy.loc[spy.index >= first_vix]
     if spy.empty:
@@ -209,7 +213,7 @@ def load_sample() -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Index data, not SPY: a way to try the system without a network, not a production source.
     """
-    from arch.data import sp500, vix  # noqa: PLC0415  (arch is heavy; load only when asked)
+    from arch.data import sp500, vix
 
     spx = sp500.load().reset_index()
     spx.columns = ["date", "open", "high", "low", "close", "adj_close", "volume"]
@@ -244,7 +248,7 @@ class YahooDownloader:
         self.sleep = sleep
 
     def __call__(self, ticker: str, start: dt.date, end: dt.date | None) -> pd.DataFrame:
-        import yfinance as yf  # noqa: PLC0415  (only the yahoo source needs it)
+        import yfinance as yf
 
         # yfinance keeps a timezone cache under the home directory by default, which is
         # read-only (or absent) in containers and cron environments.
@@ -277,7 +281,11 @@ class YahooDownloader:
                 wait = self.backoff * 2 ** (attempt - 1)
                 log.warning(
                     "download of %s failed (attempt %d/%d: %s); retrying in %.0fs",
-                    ticker, attempt, self.retries, last_problem, wait,
+                    ticker,
+                    attempt,
+                    self.retries,
+                    last_problem,
+                    wait,
                 )
                 self.sleep(wait)
         raise DataError(
@@ -291,7 +299,9 @@ def _flatten_yahoo(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
     df = raw.copy()
     if isinstance(df.columns, pd.MultiIndex):
         # Recent yfinance returns (field, ticker) columns even for one ticker.
-        levels = [lvl for lvl in range(df.columns.nlevels) if ticker in df.columns.get_level_values(lvl)]
+        levels = [
+            lvl for lvl in range(df.columns.nlevels) if ticker in df.columns.get_level_values(lvl)
+        ]
         df.columns = df.columns.droplevel(levels[0]) if levels else df.columns.get_level_values(0)
     df = df.reset_index()
     df = df.rename(columns=lambda c: str(c).strip().lower().replace(" ", "_"))
@@ -303,7 +313,7 @@ def _flatten_yahoo(raw: pd.DataFrame, ticker: str) -> pd.DataFrame:
 
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     out = frame.copy()
-    out.index = out.index.strftime("%Y-%m-%d")
+    out.index = pd.DatetimeIndex(out.index).strftime("%Y-%m-%d")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -340,8 +350,10 @@ def refresh_cache(
         except DataError as exc:
             log.warning("ignoring unusable cache %s (%s); downloading the full history", path, exc)
     # The first trading day can fall a few days after --start (holidays, weekends).
-    covers_start = cached is not None and not cached.empty and (
-        cached.index[0] <= pd.Timestamp(start) + pd.Timedelta(days=REFRESH_OVERLAP_DAYS)
+    covers_start = (
+        cached is not None
+        and not cached.empty
+        and (cached.index[0] <= pd.Timestamp(start) + pd.Timedelta(days=REFRESH_OVERLAP_DAYS))
     )
     if cached is not None and covers_start:
         since = (cached.index[-1] - pd.Timedelta(days=REFRESH_OVERLAP_DAYS)).date()
@@ -351,9 +363,15 @@ def refresh_cache(
         )
         overlap = cached.index.intersection(fresh.index)
         if len(overlap):
-            factor = float(np.median(fresh.loc[overlap, "adj_close"] / cached.loc[overlap, "adj_close"]))
+            factor = float(
+                np.median(fresh.loc[overlap, "adj_close"] / cached.loc[overlap, "adj_close"])
+            )
             if abs(factor - 1.0) > 1e-6:
-                log.info("%s: new dividend adjustment, rescaling cached adjusted closes by %.6f", ticker, factor)
+                log.info(
+                    "%s: new dividend adjustment, rescaling cached adjusted closes by %.6f",
+                    ticker,
+                    factor,
+                )
                 cached = cached.assign(adj_close=cached["adj_close"] * factor)
         merged = pd.concat([cached.loc[cached.index < fresh.index[0]], fresh])
     else:
@@ -362,7 +380,7 @@ def refresh_cache(
             download(ticker, start, None), f"yahoo {ticker}", require_ohlc=require_ohlc, today=today
         )
     _write_csv_atomic(merged, path)
-    return merged
+    return cast(pd.DataFrame, merged)
 
 
 def load_market_data(
@@ -384,10 +402,20 @@ def load_market_data(
     else:
         download = downloader or YahooDownloader(settings.data_dir)
         spy = refresh_cache(
-            settings.data_dir / SPY_FILE, "SPY", settings.start, download, require_ohlc=True, today=today
+            settings.data_dir / SPY_FILE,
+            "SPY",
+            settings.start,
+            download,
+            require_ohlc=True,
+            today=today,
         )
         vix = refresh_cache(
-            settings.data_dir / VIX_FILE, "^VIX", settings.start, download, require_ohlc=False, today=today
+            settings.data_dir / VIX_FILE,
+            "^VIX",
+            settings.start,
+            download,
+            require_ohlc=False,
+            today=today,
         )
         origin = f"yahoo (cached in {settings.data_dir})"
     spy = _restrict(spy, settings.start, settings.as_of)
@@ -403,6 +431,9 @@ def load_market_data(
         notes.append(f"SPY rows before the first VIX value ({frame.index[0].date()}) are not used")
     log.info(
         "loaded %d trading days %s..%s from %s",
-        len(frame), frame.index[0].date(), frame.index[-1].date(), origin,
+        len(frame),
+        frame.index[0].date(),
+        frame.index[-1].date(),
+        origin,
     )
     return MarketData(frame=frame, source=origin, notes=notes)

@@ -7,6 +7,7 @@ services/monitor/README.md.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,19 +50,29 @@ def winner(model_a_rmse: float, model_b_rmse: float) -> str:
 
 
 def windows(
-    y: npt.ArrayLike, pred_a: npt.ArrayLike, pred_b: npt.ArrayLike, sizes: Sequence[int] = TRAILING_WINDOWS
+    y: npt.ArrayLike,
+    pred_a: npt.ArrayLike,
+    pred_b: npt.ArrayLike,
+    sizes: Sequence[int] = TRAILING_WINDOWS,
 ) -> list[Window]:
     """All new data, then each trailing window shorter than it (longer ones would repeat it)."""
     t = np.asarray(y, dtype=np.float64)
     a = np.asarray(pred_a, dtype=np.float64)
     b = np.asarray(pred_b, dtype=np.float64)
     n = t.size
-    out = []
-    for size, name in [(n, f"All new data ({n} samples)"), *((k, f"Last {k} samples") for k in sizes)]:
+    out: list[Window] = []
+    for size, name in [
+        (n, f"All new data ({n} samples)"),
+        *((k, f"Last {k} samples") for k in sizes),
+    ]:
         if size > n or (size == n and out):
             continue
         ra, rb = rmse(t[-size:], a[-size:]), rmse(t[-size:], b[-size:])
-        out.append(Window(name=name, n_samples=size, model_a_rmse=ra, model_b_rmse=rb, winner=winner(ra, rb)))
+        out.append(
+            Window(
+                name=name, n_samples=size, model_a_rmse=ra, model_b_rmse=rb, winner=winner(ra, rb)
+            )
+        )
     return out
 
 
@@ -72,7 +83,7 @@ def comparison(wins: Sequence[Window]) -> Comparison:
     return Comparison(
         model_a_rmse=first.model_a_rmse,
         model_b_rmse=first.model_b_rmse,
-        winner=first.winner,  # type: ignore[arg-type]
+        winner=first.winner,
         model_b_win_rate=100.0 * b_wins / len(wins),
     )
 
@@ -96,7 +107,7 @@ def drift(model_a_rmse: float, baseline_rmse: float) -> Drift:
         model_a_drift_pct=pct,
         baseline_rmse=baseline_rmse,
         model_a_rmse=model_a_rmse,
-        level=drift_level(pct),  # type: ignore[arg-type]
+        level=drift_level(pct),
     )
 
 
@@ -121,10 +132,12 @@ def degrading(drifts: Sequence[float], runs: int = CONSECUTIVE_RUNS) -> bool:
     if len(drifts) < runs:
         return False
     last = list(drifts[-runs:])
-    return all(d > 0 for d in last) and all(b > a for a, b in zip(last, last[1:], strict=False))
+    return all(d > 0 for d in last) and all(b > a for a, b in itertools.pairwise(last))
 
 
-def retraining(current_drift: float, current_win_rate: float, previous: Sequence[PastRun]) -> Retraining:
+def retraining(
+    current_drift: float, current_win_rate: float, previous: Sequence[PastRun]
+) -> Retraining:
     """Retraining advice from this run and earlier runs on the same model set (oldest first)."""
     drifts = [p.drift_pct for p in previous] + [current_drift]
     rates = [p.model_b_win_rate for p in previous] + [current_win_rate]
@@ -141,7 +154,9 @@ def retraining(current_drift: float, current_win_rate: float, previous: Sequence
         )
     if degrading(drifts):
         action = "retrain_now"
-        reasons.append(f"Model A has degraded over the last {CONSECUTIVE_RUNS} monitoring runs: retrain")
+        reasons.append(
+            f"Model A has degraded over the last {CONSECUTIVE_RUNS} monitoring runs: retrain"
+        )
     switch = len(rates) >= CONSECUTIVE_RUNS and all(
         r >= SWITCH_WIN_RATE_PCT for r in rates[-CONSECUTIVE_RUNS:]
     )
@@ -150,7 +165,7 @@ def retraining(current_drift: float, current_win_rate: float, previous: Sequence
             f"Model B has won >= {SWITCH_WIN_RATE_PCT:.0f}% of windows in the last "
             f"{CONSECUTIVE_RUNS} runs: consider switching to Model B"
         )
-    return Retraining(action=action, consider_switching_to_b=switch, reasons=reasons)  # type: ignore[arg-type]
+    return Retraining(action=action, consider_switching_to_b=switch, reasons=reasons)
 
 
 def psi(reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = PSI_BINS) -> float:
@@ -158,8 +173,12 @@ def psi(reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = PSI_BINS) 
     ref = np.asarray(reference, dtype=np.float64)
     cur = np.asarray(current, dtype=np.float64)
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    ref_share = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1) / ref.size
-    cur_share = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1) / cur.size
+    ref_share = (
+        np.bincount(np.searchsorted(edges, ref, side="right"), minlength=edges.size + 1) / ref.size
+    )
+    cur_share = (
+        np.bincount(np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1) / cur.size
+    )
     # An empty bin would make the log infinite; the floor is the usual small-count correction.
     ref_share = np.maximum(ref_share, 1e-4)
     cur_share = np.maximum(cur_share, 1e-4)

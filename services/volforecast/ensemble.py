@@ -138,15 +138,17 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         folds = purged_folds(n, self.n_folds, self.horizon)
         oof = np.full((n, 2), np.nan)
         for k, (train_idx, pred_idx) in enumerate(folds, start=1):
-            say(f"out-of-fold {k}/{len(folds)}: fit on {len(train_idx)} rows, predict {len(pred_idx)}")
+            say(
+                f"out-of-fold {k}/{len(folds)}: fit on {len(train_idx)} rows, predict {len(pred_idx)}"
+            )
             for j, learner in enumerate(self._base_learners()):
                 learner.fit(features[train_idx], target[train_idx])
                 oof[pred_idx, j] = learner.predict(features[pred_idx])
         covered = ~np.isnan(oof).any(axis=1)
         spread = float(np.mean(np.var(oof[covered], axis=0)))
-        self.meta_model_ = Ridge(
-            alpha=self.meta_alpha * spread * covered.sum(), positive=True
-        ).fit(oof[covered], target[covered])
+        self.meta_model_ = Ridge(alpha=self.meta_alpha * spread * covered.sum(), positive=True).fit(
+            oof[covered], target[covered]
+        )
         say(f"final base learners on all {n} rows")
         self.xgb_model_, self.lgbm_model_ = self._base_learners()
         self.xgb_model_.fit(features, target)

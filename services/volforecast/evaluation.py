@@ -34,9 +34,13 @@ class Split:
 def holdout_split(n_rows: int, n_eval: int, purge: int) -> Split:
     """Train on the first rows, evaluate on the last ``n_eval``, purge ``purge`` rows between."""
     if n_eval < 1 or n_rows - n_eval - purge < 1:
-        raise ValueError(f"{n_rows} rows cannot hold {n_eval} evaluation rows and a {purge}-row purge")
+        raise ValueError(
+            f"{n_rows} rows cannot hold {n_eval} evaluation rows and a {purge}-row purge"
+        )
     eval_start = n_rows - n_eval
-    return Split(train=slice(0, eval_start - purge), evaluate=slice(eval_start, n_rows), purged=purge)
+    return Split(
+        train=slice(0, eval_start - purge), evaluate=slice(eval_start, n_rows), purged=purge
+    )
 
 
 def model_a_split(n_rows: int, train_fraction: float, purge: int) -> Split:
@@ -50,7 +54,9 @@ def model_b_split(n_rows: int, test_rows: int, purge: int) -> Split:
     return holdout_split(n_rows, test_rows, purge)
 
 
-def _pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _pair(
+    y_true: ArrayLike, y_pred: ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     t = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)
     if t.shape != p.shape or t.size == 0:

@@ -9,6 +9,8 @@ Units: returns are log returns; volatilities are daily (not annualized), like th
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -42,13 +44,22 @@ _GK_CLOSE = 2.0 * np.log(2.0) - 1.0
 _DAILY_FROM_VIX = 1.0 / (100.0 * np.sqrt(252.0))
 
 
+def _ln(x: pd.Series) -> pd.Series:
+    # numpy ufuncs keep the Series (and its index); the stubs only know they return arrays.
+    return cast(pd.Series, np.log(x))
+
+
+def _sqrt(x: pd.Series) -> pd.Series:
+    return cast(pd.Series, np.sqrt(x))
+
+
 def log_returns(adj_close: pd.Series) -> pd.Series:
     """Daily log returns of the adjusted close (NaN on the first row)."""
-    return np.log(adj_close).diff()
+    return _ln(adj_close).diff()
 
 
 def _rms(x: pd.Series, window: int) -> pd.Series:
-    return np.sqrt((x**2).rolling(window, min_periods=window).mean())
+    return _sqrt((x**2).rolling(window, min_periods=window).mean())
 
 
 def build_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -58,9 +69,9 @@ def build_features(frame: pd.DataFrame) -> pd.DataFrame:
     """
     adj = frame["spy_adj_close"]
     r = log_returns(adj)
-    hl = np.log(frame["spy_high"] / frame["spy_low"])
-    co = np.log(frame["spy_close"] / frame["spy_open"])
-    overnight = np.log(frame["spy_open"] / frame["spy_close"].shift(1))
+    hl = _ln(frame["spy_high"] / frame["spy_low"])
+    co = _ln(frame["spy_close"] / frame["spy_open"])
+    overnight = _ln(frame["spy_open"] / frame["spy_close"].shift(1))
     gk_daily = (0.5 * hl**2 - _GK_CLOSE * co**2).clip(lower=0.0)
     vix = frame["vix_close"]
     vix_daily = vix * _DAILY_FROM_VIX
@@ -69,26 +80,26 @@ def build_features(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "spy_ret_1d": r,
-            "spy_ret_5d": np.log(adj / adj.shift(5)),
-            "spy_ret_22d": np.log(adj / adj.shift(22)),
+            "spy_ret_5d": _ln(adj / adj.shift(5)),
+            "spy_ret_22d": _ln(adj / adj.shift(22)),
             "spy_rv_1d": r.abs(),
             "spy_rv_5d": rv5,
             "spy_rv_22d": rv22,
             "spy_rv_66d": _rms(r, 66),
             "spy_downside_rv_22d": _rms(r.clip(upper=0.0), 22),
-            "spy_parkinson_1d": np.sqrt(_PARKINSON * hl**2),
-            "spy_parkinson_5d": np.sqrt(_PARKINSON * (hl**2).rolling(5, min_periods=5).mean()),
-            "spy_parkinson_22d": np.sqrt(_PARKINSON * (hl**2).rolling(22, min_periods=22).mean()),
-            "spy_garman_klass_5d": np.sqrt(gk_daily.rolling(5, min_periods=5).mean()),
+            "spy_parkinson_1d": _sqrt(_PARKINSON * hl**2),
+            "spy_parkinson_5d": _sqrt(_PARKINSON * (hl**2).rolling(5, min_periods=5).mean()),
+            "spy_parkinson_22d": _sqrt(_PARKINSON * (hl**2).rolling(22, min_periods=22).mean()),
+            "spy_garman_klass_5d": _sqrt(gk_daily.rolling(5, min_periods=5).mean()),
             "spy_overnight_rv_5d": _rms(overnight, 5),
-            "spy_drawdown_66d": np.log(adj / adj.rolling(66, min_periods=66).max()),
+            "spy_drawdown_66d": _ln(adj / adj.rolling(66, min_periods=66).max()),
             "vix_level": vix_daily,
-            "vix_chg_1d": np.log(vix / vix.shift(1)),
-            "vix_chg_5d": np.log(vix / vix.shift(5)),
-            "vix_rel_22d": np.log(vix / vix.rolling(22, min_periods=22).mean()),
+            "vix_chg_1d": _ln(vix / vix.shift(1)),
+            "vix_chg_5d": _ln(vix / vix.shift(5)),
+            "vix_rel_22d": _ln(vix / vix.rolling(22, min_periods=22).mean()),
             "vix_rv_spread": vix_daily - rv22,
             # Floor: a 5-day window of zero returns (stale data) must not divide by zero.
-            "vix_rv_ratio_5d": np.log(vix_daily / rv5.clip(lower=1e-5)),
+            "vix_rv_ratio_5d": _ln(vix_daily / rv5.clip(lower=1e-5)),
         },
         index=frame.index,
     )
@@ -99,7 +110,7 @@ def realized_vol_target(adj_close: pd.Series, horizon: int) -> pd.Series:
     """sqrt(mean of squared log returns over t+1..t+horizon); NaN without a full window."""
     r2 = log_returns(adj_close) ** 2
     forward_mean = r2.rolling(horizon, min_periods=horizon).mean().shift(-horizon)
-    return np.sqrt(forward_mean).rename(TARGET)
+    return _sqrt(forward_mean).rename(TARGET)
 
 
 def build_dataset(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:

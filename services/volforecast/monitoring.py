@@ -30,13 +30,17 @@ def new_rows(data: pd.DataFrame, current: CurrentModels) -> pd.DataFrame:
     """Labeled rows Model B never trained on: after its training end and past the purge gap
     (which starts its test window), so right after training this is Model B's test window."""
     b = current.dual.model_b
-    start = max(pd.Timestamp(b.training_date_end) + pd.Timedelta(days=1), pd.Timestamp(b.test_date_start))
+    start = max(
+        pd.Timestamp(b.training_date_end) + pd.Timedelta(days=1), pd.Timestamp(b.test_date_start)
+    )
     return data.loc[data.index >= start]
 
 
 def _past_runs(history: list[MonitoringRecord], run_id: str) -> list[rules.PastRun]:
     return [
-        rules.PastRun(drift_pct=r.drift.model_a_drift_pct, model_b_win_rate=r.comparison.model_b_win_rate)
+        rules.PastRun(
+            drift_pct=r.drift.model_a_drift_pct, model_b_win_rate=r.comparison.model_b_win_rate
+        )
         for r in history
         if r.models_run_id == run_id
     ]
@@ -58,9 +62,15 @@ def run_monitor(
     with models.lock(settings.lock_timeout, purpose="monitor"):
         current = models.load_current()
         dual = current.dual
-        progress(f"monitoring model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})")
+        progress(
+            f"monitoring model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})"
+        )
         if settings.horizon != dual.horizon:
-            log.warning("using the models' horizon of %d days, not --horizon %d", dual.horizon, settings.horizon)
+            log.warning(
+                "using the models' horizon of %d days, not --horizon %d",
+                dual.horizon,
+                settings.horizon,
+            )
         market = load_market_data(settings, downloader=downloader, today=now.date())
         data = labeled(build_dataset(market.frame, dual.horizon))
         fresh = new_rows(data, current)
@@ -73,7 +83,9 @@ def run_monitor(
         cols = list(current.model_a["feature_cols"])
         pred_a = predict_artifact(current.model_a, fresh[cols])
         pred_b = predict_artifact(current.model_b, fresh[cols])
-        progress(f"scoring both models on {len(fresh)} new rows {fresh.index[0].date()}..{fresh.index[-1].date()}")
+        progress(
+            f"scoring both models on {len(fresh)} new rows {fresh.index[0].date()}..{fresh.index[-1].date()}"
+        )
         wins = rules.windows(fresh[TARGET], pred_a, pred_b)
         comp = rules.comparison(wins)
         drift = rules.drift(comp.model_a_rmse, current.validation.validation_rmse)
@@ -83,7 +95,8 @@ def run_monitor(
         )
         a = dual.model_a
         reference = data.loc[
-            (data.index >= pd.Timestamp(a.training_date_start)) & (data.index <= pd.Timestamp(a.training_date_end)),
+            (data.index >= pd.Timestamp(a.training_date_start))
+            & (data.index <= pd.Timestamp(a.training_date_end)),
             cols,
         ]
         record = MonitoringRecord(
@@ -92,11 +105,13 @@ def run_monitor(
             model_a=_summary(dual.model_a),
             model_b=_summary(dual.model_b),
             test_window=TestWindow(
-                n_samples=len(fresh), date_start=fresh.index[0].date(), date_end=fresh.index[-1].date()
+                n_samples=len(fresh),
+                date_start=fresh.index[0].date(),
+                date_end=fresh.index[-1].date(),
             ),
             drift=drift,
             comparison=comp,
-            recommendation=rules.recommendation(comp.model_b_win_rate, drift.model_a_drift_pct),  # type: ignore[arg-type]
+            recommendation=rules.recommendation(comp.model_b_win_rate, drift.model_a_drift_pct),
             windows=wins,
             models_run_id=dual.run_id,
             as_of=settings.as_of,

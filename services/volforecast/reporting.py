@@ -42,7 +42,11 @@ def monitoring_summary(record: MonitoringRecord) -> str:
         f"vs validation {d.baseline_rmse:.6f})",
         f"Model B win rate: {record.comparison.model_b_win_rate:.0f}% of windows",
         f"Feature drift: {fd.n_drifted} of {len(fd.features)} features flagged"
-        + (f" ({', '.join(k for k, v in fd.features.items() if v.drifted)})" if fd.n_drifted else ""),
+        + (
+            f" ({', '.join(k for k, v in fd.features.items() if v.drifted)})"
+            if fd.n_drifted
+            else ""
+        ),
         f"Recommendation: {record.recommendation}",
         f"Retraining: {record.retraining.action}"
         + "".join(f"\n  - {reason}" for reason in record.retraining.reasons),

@@ -108,7 +108,9 @@ def train_models(
     purge = settings.horizon
     split_a = model_a_split(n, TRAIN_FRACTION, purge)
     split_b = model_b_split(n, MODEL_B_TEST_ROWS, purge)
-    progress(f"Model A (90%): {split_a.n_train} training rows, {split_a.n_evaluate} validation rows")
+    progress(
+        f"Model A (90%): {split_a.n_train} training rows, {split_a.n_evaluate} validation rows"
+    )
     fit_a = fit_on_split(data, split_a, settings, lambda m: progress(f"Model A: {m}"))
     progress(f"Model B (all-30): {split_b.n_train} training rows, {split_b.n_evaluate} test rows")
     fit_b = fit_on_split(data, split_b, settings, lambda m: progress(f"Model B: {m}"))
