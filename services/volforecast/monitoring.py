@@ -101,7 +101,7 @@ def run_monitor(
         ]
         record = MonitoringRecord(
             timestamp=now.isoformat(),
-            monitoring_date=settings.as_of or market.last_date,
+            monitoring_date=settings.as_of or now.date(),
             model_a=_summary(dual.model_a),
             model_b=_summary(dual.model_b),
             test_window=TestWindow(

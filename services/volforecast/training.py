@@ -116,7 +116,7 @@ def train_models(
     fit_b = fit_on_split(data, split_b, settings, lambda m: progress(f"Model B: {m}"))
 
     stamp = now.isoformat()
-    as_of_day = settings.as_of or market.last_date
+    as_of_day = settings.as_of or now.date()
     common = {
         "run_id": run_id,
         "horizon": settings.horizon,
