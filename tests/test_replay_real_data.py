@@ -17,7 +17,17 @@ pytestmark = [pytest.mark.slow, needs_shared_data]
 
 def _run(command: str, models: Path, as_of: str) -> int:
     return main(
-        [command, "--source", "csv", "--data-dir", str(SHARED_DATA), "--models-dir", str(models), "--as-of", as_of]
+        [
+            command,
+            "--source",
+            "csv",
+            "--data-dir",
+            str(SHARED_DATA),
+            "--models-dir",
+            str(models),
+            "--as-of",
+            as_of,
+        ]
     )
 
 
@@ -33,7 +43,9 @@ def test_train_as_of_2025_09_26_covers_2010_to_2025_with_spec_splits(tmp_path: P
     assert b["training_samples"] == labeled - 35
 
 
-def test_monitor_replay_after_training_as_of_2025_03_31_grows_window_against_same_baseline(tmp_path: Path):
+def test_monitor_replay_after_training_as_of_2025_03_31_grows_window_against_same_baseline(
+    tmp_path: Path,
+):
     assert _run("train", tmp_path, "2025-03-31") == 0
     baseline = json.loads((tmp_path / "validation_baseline.json").read_text())
     days = ["2025-03-31", "2025-05-30", "2025-07-31", "2025-09-26"]
