@@ -26,7 +26,13 @@ class DataSource(StrEnum):
 class Settings(BaseSettings):
     """All configuration; field descriptions are the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="VOLF_", extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="VOLF_",
+        extra="forbid",
+        validate_default=True,
+        # Compose passes unset variables as empty strings: they mean "use the default".
+        env_ignore_empty=True,
+    )
 
     data_source: DataSource = Field(
         DataSource.YAHOO,
