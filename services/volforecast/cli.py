@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(settings, args)
         return code
     except VolforecastError as exc:
-        _setup_logging("INFO") if not logging.getLogger().handlers else None
+        if not logging.getLogger().handlers:  # failed before logging was set up
+            _setup_logging("INFO")
         log.error("%s", exc)
         return exc.exit_code
     except KeyboardInterrupt:
