@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,3 +132,42 @@ def shared_data_available() -> bool:
 needs_shared_data = pytest.mark.skipif(
     not shared_data_available(), reason="../shared/data (real SPY/VIX) is not beside the checkout"
 )
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder with synthetic data (900 days) and models trained as of day 800."""
+    root = tmp_path_factory.mktemp("trained")
+    spy, vix = synthetic_market()
+    write_market(root / "data", spy, vix)
+    as_of = spy["date"].iloc[799]
+    from volforecast.cli import main
+
+    code = main(
+        [
+            "train",
+            "--source",
+            "csv",
+            "--data-dir",
+            str(root / "data"),
+            "--models-dir",
+            str(root / "models"),
+            "--start",
+            "2000-01-01",
+            "--as-of",
+            as_of,
+        ]
+    )
+    assert code == 0
+    return root
+
+
+@pytest.fixture
+def project(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in list(__import__("os").environ):
+        if key.startswith("VOLF_"):
+            monkeypatch.delenv(key)
+    dest = tmp_path / "p"
+    shutil.copytree(trained, dest, symlinks=True)
+    monkeypatch.chdir(dest)
+    return dest

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from volforecast.schemas import (
     ValidationBaseline,
 )
 
-from .conftest import snapshot, synthetic_market, write_market
+from .conftest import snapshot
 
 SET_NAMES = (
     "model_90pct.pkl",
@@ -31,43 +30,6 @@ SET_NAMES = (
     "validation_baseline.json",
     "dual_model_baseline.json",
 )
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A project folder with synthetic data (900 days) and models trained as of day 800."""
-    root = tmp_path_factory.mktemp("trained")
-    spy, vix = synthetic_market()
-    write_market(root / "data", spy, vix)
-    as_of = spy["date"].iloc[799]
-    code = main(
-        [
-            "train",
-            "--source",
-            "csv",
-            "--data-dir",
-            str(root / "data"),
-            "--models-dir",
-            str(root / "models"),
-            "--start",
-            "2000-01-01",
-            "--as-of",
-            as_of,
-        ]
-    )
-    assert code == 0
-    return root
-
-
-@pytest.fixture
-def project(trained: Path, tmp_path: Path, monkeypatch) -> Path:
-    for key in list(__import__("os").environ):
-        if key.startswith("VOLF_"):
-            monkeypatch.delenv(key)
-    dest = tmp_path / "p"
-    shutil.copytree(trained, dest, symlinks=True)
-    monkeypatch.chdir(dest)
-    return dest
 
 
 def _args(root: Path, command: str, *extra: str) -> list[str]:

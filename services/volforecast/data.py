@@ -240,12 +240,12 @@ class YahooDownloader:
         cache_dir: Path,
         retries: int = 4,
         backoff: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.cache_dir = cache_dir
         self.retries = retries
         self.backoff = backoff
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep
 
     def __call__(self, ticker: str, start: dt.date, end: dt.date | None) -> pd.DataFrame:
         import yfinance as yf
