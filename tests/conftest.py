@@ -134,6 +134,12 @@ needs_shared_data = pytest.mark.skipif(
 )
 
 
+def cli_args(root: Path, command: str, *extra: str) -> list[str]:
+    """``volforecast`` arguments for the csv data and models of a test project folder."""
+    return [command, "--source", "csv", "--data-dir", str(root / "data"),
+            "--models-dir", str(root / "models"), "--start", "2000-01-01", *extra]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project folder with synthetic data (900 days) and models trained as of day 800."""
@@ -143,21 +149,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     as_of = spy["date"].iloc[799]
     from volforecast.cli import main
 
-    code = main(
-        [
-            "train",
-            "--source",
-            "csv",
-            "--data-dir",
-            str(root / "data"),
-            "--models-dir",
-            str(root / "models"),
-            "--start",
-            "2000-01-01",
-            "--as-of",
-            as_of,
-        ]
-    )
+    code = main(cli_args(root, "train", "--as-of", as_of))
     assert code == 0
     return root
 

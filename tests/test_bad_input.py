@@ -14,7 +14,7 @@ import pytest
 
 from volforecast.cli import main
 
-from .conftest import snapshot
+from .conftest import cli_args, snapshot
 
 Setup = Callable[[Path, pytest.MonkeyPatch], None]
 
@@ -125,9 +125,7 @@ def test_bad_input_gives_clear_message_and_exit_code_and_keeps_models(
 ):
     setup(project, monkeypatch)
     before = snapshot(project / "models")
-    args = [command, "--source", "csv", "--data-dir", str(project / "data"),
-            "--models-dir", str(project / "models"), "--start", "2000-01-01", *extra]  # fmt: skip
-    assert main(args) == code
+    assert main(cli_args(project, command, *extra)) == code
     err = capsys.readouterr().err
     assert message in err
     assert "Fix:" in err

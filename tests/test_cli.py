@@ -21,7 +21,7 @@ from volforecast.schemas import (
     ValidationBaseline,
 )
 
-from .conftest import snapshot
+from .conftest import cli_args, snapshot
 
 SET_NAMES = (
     "model_90pct.pkl",
@@ -30,21 +30,6 @@ SET_NAMES = (
     "validation_baseline.json",
     "dual_model_baseline.json",
 )
-
-
-def _args(root: Path, command: str, *extra: str) -> list[str]:
-    return [
-        command,
-        "--source",
-        "csv",
-        "--data-dir",
-        str(root / "data"),
-        "--models-dir",
-        str(root / "models"),
-        "--start",
-        "2000-01-01",
-        *extra,
-    ]
 
 
 def test_train_writes_six_files_and_one_history_line(project: Path):
@@ -79,7 +64,7 @@ def test_train_baselines_report_split_counts_and_purge(project: Path):
 
 
 def test_train_again_appends_a_second_history_line_and_archives_the_first_set(project: Path):
-    assert main(_args(project, "train", "--as-of", "2018-01-02")) == 0
+    assert main(cli_args(project, "train", "--as-of", "2018-01-02")) == 0
     lines = (project / "models" / "training_history.jsonl").read_text().splitlines()
     assert len(lines) == 2
     assert len(list((project / "models" / "archive").iterdir())) == 1
@@ -87,9 +72,11 @@ def test_train_again_appends_a_second_history_line_and_archives_the_first_set(pr
 
 def test_train_gives_identical_models_and_metrics_when_repeated(project: Path, tmp_path: Path):
     other = tmp_path / "again"
-    assert main(_args(project, "train", "--as-of", "2018-01-26", "--models-dir", str(other))) == 0
     assert (
-        main(_args(project, "train", "--as-of", "2018-01-26", "--models-dir", str(other / "2")))
+        main(cli_args(project, "train", "--as-of", "2018-01-26", "--models-dir", str(other))) == 0
+    )
+    assert (
+        main(cli_args(project, "train", "--as-of", "2018-01-26", "--models-dir", str(other / "2")))
         == 0
     )
     first = json.loads((other / "dual_model_baseline.json").read_text())
@@ -128,7 +115,7 @@ def test_spec_usage_snippet_predicts_target_units_from_written_pickle(project: P
 
 
 def test_spec_training_history_snippets_run_on_written_file(project: Path, capsys):
-    assert main(_args(project, "train", "--as-of", "2018-02-01")) == 0
+    assert main(cli_args(project, "train", "--as-of", "2018-02-01")) == 0
     import pandas as pd
 
     # --- the spec's snippets, unchanged ---
@@ -212,7 +199,7 @@ def test_train_exits_3_and_leaves_models_unchanged_when_input_is_bad(
 ):
     before = snapshot(project / "models")
     _bad_spy(kind, project)
-    assert main(_args(project, "train")) == 3
+    assert main(cli_args(project, "train")) == 3
     err = capsys.readouterr().err
     assert message in err
     assert "Fix:" in err
@@ -227,7 +214,7 @@ def test_train_exits_3_and_leaves_models_unchanged_when_input_is_bad(
     ],
 )
 def test_train_exits_2_when_configuration_is_invalid(project: Path, capsys, args, message):
-    assert main(_args(project, "train", *args)) == 2
+    assert main(cli_args(project, "train", *args)) == 2
     assert message in capsys.readouterr().err
 
 
@@ -245,8 +232,10 @@ def test_train_on_sample_source_succeeds_offline(tmp_path: Path, monkeypatch, ca
 
 def test_monitor_appends_one_valid_line_per_run_and_test_window_grows(project: Path):
     dual = json.loads((project / "models" / "dual_model_baseline.json").read_text())
-    assert main(_args(project, "monitor", "--as-of", "2018-01-25")) == 0  # the training day itself
-    assert main(_args(project, "monitor", "--as-of", "2018-03-01")) == 0
+    assert (
+        main(cli_args(project, "monitor", "--as-of", "2018-01-25")) == 0
+    )  # the training day itself
+    assert main(cli_args(project, "monitor", "--as-of", "2018-03-01")) == 0
     lines = (project / "models" / "monitoring_history.jsonl").read_text().splitlines()
     first, second = (MonitoringRecord.model_validate_json(line) for line in lines)
     assert first.test_window.n_samples == 30
@@ -259,7 +248,7 @@ def test_monitor_appends_one_valid_line_per_run_and_test_window_grows(project: P
 def test_spec_monitoring_snippets_run_on_written_file(project: Path, capsys, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     for day in ("2018-02-01", "2018-02-15", "2018-03-01"):
-        assert main(_args(project, "monitor", "--as-of", day)) == 0
+        assert main(cli_args(project, "monitor", "--as-of", day)) == 0
     import matplotlib.pyplot as plt
     import pandas as pd
 
@@ -301,14 +290,14 @@ def test_monitor_exits_4_without_appending_when_nothing_trained(
     project: Path, tmp_path: Path, capsys
 ):
     empty = tmp_path / "empty"
-    assert main(_args(project, "monitor", "--models-dir", str(empty))) == 4
+    assert main(cli_args(project, "monitor", "--models-dir", str(empty))) == 4
     assert "run `volforecast train` first" in capsys.readouterr().err
     assert not (empty / "monitoring_history.jsonl").exists()
 
 
 def test_monitor_exits_5_without_appending_when_no_new_rows(project: Path, capsys):
     before = snapshot(project / "models")
-    assert main(_args(project, "monitor", "--as-of", "2017-06-01")) == 5
+    assert main(cli_args(project, "monitor", "--as-of", "2017-06-01")) == 5
     assert "no labeled rows after" in capsys.readouterr().err
     assert snapshot(project / "models") == before
 
@@ -316,7 +305,7 @@ def test_monitor_exits_5_without_appending_when_no_new_rows(project: Path, capsy
 def test_monitor_exits_6_without_appending_when_baseline_is_corrupt(project: Path, capsys):
     (project / "models" / "validation_baseline.json").write_text('{"validation_rmse": 0.1')
     before = snapshot(project / "models")
-    assert main(_args(project, "monitor")) == 6
+    assert main(cli_args(project, "monitor")) == 6
     assert "validation_baseline.json is unreadable" in capsys.readouterr().err
     assert snapshot(project / "models") == before
 
@@ -327,14 +316,14 @@ def test_monitor_exits_6_when_a_pickle_byte_is_changed(project: Path, capsys):
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     before = snapshot(project / "models")
-    assert main(_args(project, "monitor")) == 6
+    assert main(cli_args(project, "monitor")) == 6
     assert "does not match the SHA-256" in capsys.readouterr().err
     assert snapshot(project / "models") == before
 
 
 def test_monitor_exits_4_when_a_pickle_is_missing(project: Path, capsys):
     (project / "models" / "model_100pct.pkl").unlink()
-    assert main(_args(project, "monitor")) == 4
+    assert main(cli_args(project, "monitor")) == 4
     assert "model_100pct.pkl not found" in capsys.readouterr().err
 
 
@@ -353,9 +342,9 @@ def test_monitor_exits_10_with_fail_on_retrain_when_drift_is_high(project: Path)
         spy[col] = spy[col] * scale
     spy.to_csv(spy_path, index=False)
     assert len(lines) == len(spy) + 1
-    assert main(_args(project, "monitor", "--fail-on-retrain")) == EXIT_RETRAIN_ADVISED
+    assert main(cli_args(project, "monitor", "--fail-on-retrain")) == EXIT_RETRAIN_ADVISED
     record = json.loads(
         (project / "models" / "monitoring_history.jsonl").read_text().splitlines()[-1]
     )
     assert record["retraining"]["action"] == "retrain_now"
-    assert main(_args(project, "monitor")) == 0  # without the flag: exit 0 whatever the drift
+    assert main(cli_args(project, "monitor")) == 0  # without the flag: exit 0 whatever the drift
