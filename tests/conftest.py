@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import multiprocessing
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,26 @@ def project(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     shutil.copytree(trained, dest, symlinks=True)
     monkeypatch.chdir(dest)
     return dest
+
+
+def _hold_lock(root: str, ready: object, release: object) -> None:
+    from volforecast.artifacts import ModelsDirectory
+
+    with ModelsDirectory(Path(root)).lock(30, "holder"):
+        ready.set()  # type: ignore[attr-defined]
+        release.wait(30)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(models_dir: Path) -> Iterator[None]:
+    """Another process holds the models-directory lock while the block runs."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(models_dir), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30), "the lock holder did not start"
+        yield
+    finally:
+        release.set()
+        holder.join(30)

@@ -15,7 +15,7 @@ from volforecast.artifacts import (
 from volforecast.errors import ArtifactsMissingError, LockTimeoutError, StorageError
 from volforecast.schemas import Window
 
-from .conftest import snapshot
+from .conftest import lock_held_by_another_process, snapshot
 
 
 def _files(tag: str) -> dict[str, bytes]:
@@ -141,25 +141,11 @@ def test_concurrent_appenders_each_write_one_whole_line(tmp_path: Path):
 
 def test_lock_raises_timeout_when_held_by_another_holder(tmp_path: Path):
     models = ModelsDirectory(tmp_path)
-    ctx = multiprocessing.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path), ready, release))
-    holder.start()
-    try:
-        assert ready.wait(30)
-        with (
-            pytest.raises(LockTimeoutError, match="another volforecast run holds"),
-            models.lock(0.2, "test"),
-        ):
-            pass
-    finally:
-        release.set()
-        holder.join(30)
+    with (
+        lock_held_by_another_process(tmp_path),
+        pytest.raises(LockTimeoutError, match="another volforecast run holds"),
+        models.lock(0.2, "test"),
+    ):
+        pass
     with models.lock(1, "test"):
         pass
-
-
-def _hold_lock(root: str, ready, release) -> None:  # type: ignore[no-untyped-def]
-    with ModelsDirectory(Path(root)).lock(5, "holder"):
-        ready.set()
-        release.wait(30)

@@ -4,7 +4,6 @@ the models directory (sets, links, histories) exactly as it was."""
 from __future__ import annotations
 
 import errno
-import multiprocessing
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from volforecast.cli import main
 
-from .conftest import cli_args, snapshot
+from .conftest import cli_args, lock_held_by_another_process, snapshot
 
 Setup = Callable[[Path, pytest.MonkeyPatch], None]
 
@@ -31,6 +30,16 @@ def _set_cell(row: int, col: int, value: str) -> Callable[[list[str]], list[str]
     def edit(lines: list[str]) -> list[str]:
         cells = lines[row].split(",")
         cells[col] = value
+        lines[row] = ",".join(cells)
+        return lines
+
+    return edit
+
+
+def _swap_high_low(row: int) -> Callable[[list[str]], list[str]]:
+    def edit(lines: list[str]) -> list[str]:
+        cells = lines[row].split(",")
+        cells[2], cells[3] = cells[3], cells[2]
         lines[row] = ",".join(cells)
         return lines
 
@@ -83,14 +92,6 @@ def _disk_full(_root: Path, mp: pytest.MonkeyPatch) -> None:
     mp.setattr("volforecast.artifacts._write_file", full)
 
 
-def _hold_lock(root: str, ready, release) -> None:  # type: ignore[no-untyped-def]
-    from volforecast.artifacts import ModelsDirectory
-
-    with ModelsDirectory(Path(root)).lock(30, "holder"):
-        ready.set()
-        release.wait(30)
-
-
 CASES = [
     # (id, command, setup, extra args, exit code, message)
     ("empty_csv", "train", _edit_spy(lambda _l: []), [], 3, "not a readable CSV"),
@@ -99,6 +100,9 @@ CASES = [
     ("duplicate_dates", "train", _edit_spy(lambda ls: [*ls[:9], ls[8], *ls[9:]]), [], 3, "row 10 repeats the date"),
     ("unsorted_dates", "train", _edit_spy(lambda ls: [ls[0], ls[2], ls[1], *ls[3:]]), [], 3, "rows are not sorted"),
     ("non_positive_price", "train", _edit_spy(_set_cell(7, 1, "0")), [], 3, "non-positive open"),
+    ("non_positive_adj_close", "train", _edit_spy(_set_cell(10, 5, "-1")), [], 3, "non-positive adj_close"),
+    ("high_below_low", "train", _edit_spy(_swap_high_low(20)), [], 3, "below low"),
+    ("missing_file", "train", lambda root, _mp: (root / "data" / "spy_daily.csv").unlink(), [], 3, "file not found"),
     ("future_dates", "train", _edit_spy(lambda ls: [*ls, "2999-01-04,1,2,0.5,1,1,10"]), [], 3, "after today"),
     ("vix_missing_whole_period", "train",
      lambda root, _mp: (root / "data" / "vix_daily.csv").write_text("date,open,high,low,close\n") and None,
@@ -133,18 +137,10 @@ def test_bad_input_gives_clear_message_and_exit_code_and_keeps_models(
 
 
 def test_second_train_exits_7_when_lock_is_held_past_timeout(project: Path, capsys):
-    ctx = multiprocessing.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(project / "models"), ready, release))
-    holder.start()
-    try:
-        assert ready.wait(30)
+    with lock_held_by_another_process(project / "models"):
         before = snapshot(project / "models")
         args = ["train", "--source", "csv", "--data-dir", str(project / "data"),
                 "--models-dir", str(project / "models"), "--lock-timeout", "0.5"]  # fmt: skip
         assert main(args) == 7
         assert "another volforecast run holds" in capsys.readouterr().err
         assert snapshot(project / "models") == before
-    finally:
-        release.set()
-        holder.join(30)
