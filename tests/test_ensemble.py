@@ -3,10 +3,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import Ridge
 
 from volforecast.data import align, validate_prices
-from volforecast.ensemble import LogTargetRegressor, StackedEnsemble, predict_artifact, purged_folds
+from volforecast.ensemble import (
+    HAR_CORE,
+    HARBoostRegressor,
+    MixingRidge,
+    StackedEnsemble,
+    default_lgbm_params,
+    default_xgb_params,
+    predict_artifact,
+    purged_folds,
+)
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 
 from .conftest import synthetic_market
@@ -39,8 +47,7 @@ def test_meta_learner_is_fit_on_out_of_fold_predictions_only(dataset):
     covered = ~np.isnan(oof).any(axis=1)
     first_block = purged_folds(len(dataset), 5, 5)[0][1].min()
     assert not covered[:first_block].any() and covered[first_block:].all()
-    spread = float(np.mean(np.var(oof[covered], axis=0)))
-    refit = Ridge(alpha=0.01 * spread * covered.sum(), positive=True).fit(
+    refit = MixingRidge(alpha=model.meta_alpha).fit(
         oof[covered], dataset[TARGET].to_numpy()[covered]
     )
     np.testing.assert_allclose(model.meta_model_.coef_, refit.coef_)
@@ -66,9 +73,46 @@ def test_artifact_snippet_prediction_equals_ensemble_predict_in_target_units(dat
     assert 0.5 < ratio < 2.0  # target units (daily volatility), not logs
 
 
-def test_log_target_regressor_returns_target_units():
-    from sklearn.linear_model import LinearRegression
+def test_mixing_ridge_weights_sum_to_one_and_favour_the_exact_forecast_when_penalty_is_small():
+    rng = np.random.default_rng(3)
+    y = rng.uniform(0.005, 0.03, 500)
+    P = np.column_stack([y, y * rng.lognormal(0.0, 0.3, 500)])
+    meta = MixingRidge(alpha=1e-6).fit(P, y)
+    assert meta.coef_.sum() == pytest.approx(1.0)
+    assert meta.coef_[0] > 0.95
 
-    X = np.arange(1, 11, dtype=float).reshape(-1, 1)
-    y = np.exp(0.1 * X[:, 0])
-    np.testing.assert_allclose(LogTargetRegressor(LinearRegression()).fit(X, y).predict(X), y)
+
+def test_mixing_ridge_gives_equal_weights_when_penalty_is_huge():
+    rng = np.random.default_rng(4)
+    y = rng.uniform(0.005, 0.03, 300)
+    P = np.column_stack([y, 2.0 * y])
+    np.testing.assert_allclose(MixingRidge(alpha=1e9).fit(P, y).coef_, [0.5, 0.5], atol=1e-6)
+
+
+def test_mixing_ridge_never_extrapolates_beyond_the_base_forecasts_when_one_is_biased():
+    y = np.linspace(0.01, 0.02, 200)
+    P = np.column_stack([1.2 * y, 3.0 * y])
+    meta = MixingRidge(alpha=0.0).fit(P, y)
+    np.testing.assert_allclose(meta.coef_, [1.0, 0.0])  # clipped, not 1.9 / -0.9
+
+
+@pytest.mark.parametrize("booster", ["xgb", "lgbm"])
+def test_har_boost_linear_core_equals_hand_ols_in_logs_when_fitted(dataset, booster):
+    params = default_xgb_params(0) if booster == "xgb" else default_lgbm_params(0)
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    est = xgb.XGBRegressor(**params) if booster == "xgb" else lgb.LGBMRegressor(**params)
+    core = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE]
+    X = dataset[list(FEATURE_COLUMNS)].to_numpy()
+    y = dataset[TARGET].to_numpy()
+    model = HARBoostRegressor(est, core).fit(X, y)
+    # Same floor as the model: a day without a price change has zero absolute return.
+    design = np.column_stack([np.ones(len(X)), np.log(np.maximum(X[:, core], 1e-5))])
+    coef, *_ = np.linalg.lstsq(design, 2.0 * np.log(y), rcond=None)
+    np.testing.assert_allclose(model.linear_coef_, coef, rtol=1e-8)
+    resid = 2.0 * np.log(y) - design @ coef
+    assert model.log_bias_ == pytest.approx(resid @ resid / (len(y) - len(coef)) / 2.0)
+    # Predictions are volatilities near the target's scale, not log variances.
+    ratio = np.median(model.predict(X)) / np.median(y)
+    assert 0.8 < ratio < 1.25

@@ -1,0 +1,192 @@
+"""The classical volatility forecasters the ensemble has to beat.
+
+Each baseline follows the scikit-learn shape used in the walk-forward: ``fit(train, returns)``
+learns from the labeled training rows (features plus ``target``) and the daily log returns known
+when the model is refit, and returns self; ``predict(rows, returns)`` forecasts the realized
+volatility of the next ``horizon`` days at each row's date, in the target's daily units, using
+returns up to that date only.
+
+- ``RandomWalk``: the last 5-day realized volatility.
+- ``EWMA``: RiskMetrics, sigma2_t = lam * sigma2_{t-1} + (1 - lam) * r_t^2, flat over the horizon.
+- ``HAR``: Corsi (2009), OLS of the next-horizon realized variance on the 1-, 5- and 22-day
+  realized variances (``kind="rv"``) or on the same windows of the Parkinson range estimator
+  (``kind="parkinson"``).
+- ``LogHARX``: OLS of log realized variance on the logs of the 1-, 5-, 22-day realized volatility
+  and VIX; forecasts are bias-corrected by exp(s^2 / 2), s^2 the residual variance.
+- ``GARCHForecaster``: GARCH(1,1) or GJR-GARCH(1,1,1) with Student-t errors from ``arch``, refit
+  on the returns through the last training target, h-step variance forecasts averaged over the
+  horizon.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from arch import arch_model
+
+from volforecast.ensemble import ols
+from volforecast.features import TARGET
+
+FloatArray = npt.NDArray[np.float64]
+# Variance floor (daily units): a negative HAR variance forecast means "very calm", not "undefined".
+MIN_VARIANCE = 1e-10
+_LOG_FLOOR = 1e-5
+# arch's optimiser is better conditioned on percent returns.
+_PCT = 100.0
+
+
+def _vol(variance: Any) -> FloatArray:
+    return np.sqrt(np.maximum(np.asarray(variance, dtype=np.float64), MIN_VARIANCE))
+
+
+def _with_intercept(X: FloatArray, coef: FloatArray) -> FloatArray:
+    return np.asarray(coef[0] + X @ coef[1:], dtype=np.float64)
+
+
+class RandomWalk:
+    """Forecast = the realized volatility of the last 5 days."""
+
+    name = "random_walk"
+
+    def fit(self, train: pd.DataFrame, returns: pd.Series) -> RandomWalk:
+        return self
+
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
+        return np.asarray(rows["spy_rv_5d"], dtype=np.float64)
+
+
+class EWMA:
+    """RiskMetrics exponentially weighted variance, seeded with the first 22 days' variance."""
+
+    name = "ewma"
+
+    def __init__(self, lam: float = 0.94) -> None:
+        self.lam = lam
+
+    def fit(self, train: pd.DataFrame, returns: pd.Series) -> EWMA:
+        return self
+
+    def variance(self, returns: pd.Series) -> pd.Series:
+        """sigma2 at each date, after that date's return (so it forecasts the next days)."""
+        r2 = np.asarray(returns.dropna(), dtype=np.float64) ** 2
+        out = np.empty_like(r2)
+        level = float(np.mean(r2[:22]))
+        for i, x in enumerate(r2):
+            level = self.lam * level + (1.0 - self.lam) * x
+            out[i] = level
+        return pd.Series(out, index=returns.dropna().index)
+
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
+        known = returns.loc[: rows.index[-1]]
+        return _vol(self.variance(known).reindex(rows.index).to_numpy())
+
+
+_HAR_COLUMNS = {
+    "rv": ("spy_rv_1d", "spy_rv_5d", "spy_rv_22d"),
+    "parkinson": ("spy_parkinson_1d", "spy_parkinson_5d", "spy_parkinson_22d"),
+}
+
+
+class HAR:
+    """HAR on realized variance (``kind="rv"``) or on the Parkinson range variance."""
+
+    def __init__(self, kind: str = "rv") -> None:
+        self.kind = kind
+
+    @property
+    def name(self) -> str:
+        return "har_rv" if self.kind == "rv" else "har_parkinson"
+
+    def _design(self, rows: pd.DataFrame) -> FloatArray:
+        return np.asarray(rows.loc[:, list(_HAR_COLUMNS[self.kind])], dtype=np.float64) ** 2
+
+    def fit(self, train: pd.DataFrame, returns: pd.Series) -> HAR:
+        y = np.asarray(train[TARGET], dtype=np.float64) ** 2
+        self.coef_, self.resid_var_ = ols(self._design(train), y)
+        return self
+
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
+        return _vol(_with_intercept(self._design(rows), self.coef_))
+
+
+class LogHARX:
+    """Log-HAR with VIX: log RV^2 on log rv_1d, rv_5d, rv_22d and VIX, bias-corrected."""
+
+    name = "log_har_vix"
+    columns = ("spy_rv_1d", "spy_rv_5d", "spy_rv_22d", "vix_level")
+
+    def _design(self, rows: pd.DataFrame) -> FloatArray:
+        x = np.asarray(rows.loc[:, list(self.columns)], dtype=np.float64)
+        return np.log(np.maximum(x, _LOG_FLOOR))
+
+    def fit(self, train: pd.DataFrame, returns: pd.Series) -> LogHARX:
+        y = 2.0 * np.log(np.maximum(np.asarray(train[TARGET], dtype=np.float64), _LOG_FLOOR))
+        self.coef_, self.resid_var_ = ols(self._design(train), y)
+        return self
+
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
+        log_var = _with_intercept(self._design(rows), self.coef_) + self.resid_var_ / 2.0
+        return _vol(np.exp(log_var))
+
+
+class GARCHForecaster:
+    """GARCH(1,1) (``asymmetric=False``) or GJR-GARCH(1,1,1), Student-t, zero mean."""
+
+    def __init__(self, horizon: int = 5, asymmetric: bool = False) -> None:
+        self.horizon = horizon
+        self.asymmetric = asymmetric
+
+    @property
+    def name(self) -> str:
+        return "gjr_garch_t" if self.asymmetric else "garch_t"
+
+    def _model(self, returns: pd.Series) -> Any:
+        return arch_model(
+            returns.dropna() * _PCT,
+            mean="Zero",
+            vol="GARCH",
+            p=1,
+            o=1 if self.asymmetric else 0,
+            q=1,
+            dist="t",
+            rescale=False,
+        )
+
+    def fit(self, train: pd.DataFrame, returns: pd.Series) -> GARCHForecaster:
+        # The last return any training target used: the same information as the other models.
+        last_train = train.index[-1]
+        pos = int(returns.index.searchsorted(last_train))
+        window_end = returns.index[min(pos + self.horizon, len(returns) - 1)]
+        known = returns.loc[:window_end].dropna()
+        with warnings.catch_warnings():
+            # Convergence chatter on calm samples; the parameters are still usable.
+            warnings.simplefilter("ignore")
+            result = self._model(known).fit(disp="off", show_warning=False)
+        self.params_ = result.params
+        return self
+
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
+        known = returns.loc[: rows.index[-1]].dropna()
+        model = self._model(known)
+        forecast = model.forecast(
+            self.params_, horizon=self.horizon, start=rows.index[0], reindex=False
+        )
+        variance = forecast.variance.mean(axis=1).reindex(rows.index) / _PCT**2
+        return _vol(variance.to_numpy())
+
+
+def default_baselines(horizon: int) -> list[Any]:
+    """Every baseline of the benchmark, in report order."""
+    return [
+        RandomWalk(),
+        EWMA(0.94),
+        HAR("rv"),
+        HAR("parkinson"),
+        LogHARX(),
+        GARCHForecaster(horizon, asymmetric=False),
+        GARCHForecaster(horizon, asymmetric=True),
+    ]
