@@ -106,6 +106,28 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def write_outputs(directory: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write report files into ``directory`` (created if needed), each to a temporary name and
+    renamed into place, so a reader never sees half a file. Returns the written paths."""
+    directory = Path(directory)
+    written = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            final = directory / name
+            tmp = directory / f"{TMP_PREFIX}{name}"
+            _write_file(tmp, data)
+            tmp.replace(final)
+            written.append(final)
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write {directory}: {exc.strerror or exc}. Fix: choose a writable --output "
+            "directory with free space."
+        ) from exc
+    return written
+
+
 def _replace_symlink(link: Path, target: str) -> None:
     """Point ``link`` at ``target`` atomically (create a temporary link, rename over)."""
     if link.is_symlink() and str(link.readlink()) == target:

@@ -12,7 +12,7 @@ from typing import Any
 
 from volforecast import __version__
 from volforecast.config import DataSource, Settings, build_settings
-from volforecast.errors import EXIT_RETRAIN_ADVISED, VolforecastError
+from volforecast.errors import EXIT_RETRAIN_ADVISED, ConfigError, VolforecastError
 
 log = logging.getLogger("volforecast")
 
@@ -66,6 +66,7 @@ def _cmd_train(settings: Settings, _args: argparse.Namespace) -> int:
     from volforecast.reporting import training_summary
     from volforecast.training import run_train
 
+    _spy_only(settings, "train")
     result = run_train(settings, _progress())
     print(training_summary(result.record))
     return 0
@@ -75,12 +76,31 @@ def _cmd_monitor(settings: Settings, _args: argparse.Namespace) -> int:
     from volforecast.monitoring import run_monitor
     from volforecast.reporting import monitoring_summary
 
+    _spy_only(settings, "monitor")
     result = run_monitor(settings, _progress())
     print(monitoring_summary(result.record))
     if settings.fail_on_retrain and result.record.retraining.action == "retrain_now":
         log.warning("retraining is advised; exiting %d (--fail-on-retrain)", EXIT_RETRAIN_ADVISED)
         return EXIT_RETRAIN_ADVISED
     return 0
+
+
+def _cmd_evaluate(settings: Settings, _args: argparse.Namespace) -> int:
+    from volforecast.benchmark import markdown_table, run_evaluate
+
+    report, paths = run_evaluate(settings, _progress())
+    print(markdown_table(report))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _spy_only(settings: Settings, command: str) -> None:
+    # The model set's contract (spec) is SPY; other symbols are for the benchmark only.
+    if settings.symbol != "SPY":
+        raise ConfigError(
+            f"{command} forecasts SPY only (got --symbol / VOLF_SYMBOL {settings.symbol}). "
+            "Fix: unset VOLF_SYMBOL; use `volforecast evaluate --symbol` to benchmark others."
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +148,55 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.set_defaults(
         handler=_cmd_monitor,
         settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "fail_on_retrain"],
+    )
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="walk-forward benchmark of the ensemble against HAR, GARCH, EWMA and more",
+        description="Refit the ensemble and every baseline on an expanding window every "
+        "--refit-every trading days (purged), forecast each following day out of sample, and "
+        "write evaluation.json, evaluation.md, forecasts.csv and PNG plots to --output.",
+    )
+    _add_common(evaluate, ["--source", "--data-dir", "--models-dir", "--start"])
+    evaluate.add_argument(
+        "--end",
+        dest="as_of",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="last day of data used [env VOLF_AS_OF; default: all]",
+    )
+    for flag, field, kind, metavar in (
+        ("--eval-start", "eval_start", str, "YYYY-MM-DD"),
+        ("--refit-every", "refit_every", int, "DAYS"),
+        ("--output", "output_dir", str, "DIR"),
+        ("--symbol", "symbol", str, "TICKER"),
+    ):
+        info = Settings.model_fields[field]
+        evaluate.add_argument(
+            flag,
+            dest=field,
+            default=None,
+            type=kind,
+            metavar=metavar,
+            help=f"{info.description} [env VOLF_{field.upper()}; default {info.default}]",
+        )
+    _add_common(evaluate, ["--horizon", "--seed", "--log-level"])
+    evaluate.set_defaults(
+        handler=_cmd_evaluate,
+        settings_fields=[
+            "data_source",
+            "data_dir",
+            "models_dir",
+            "start",
+            "as_of",
+            "eval_start",
+            "refit_every",
+            "output_dir",
+            "symbol",
+            "horizon",
+            "seed",
+            "log_level",
+        ],
     )
     return parser
 

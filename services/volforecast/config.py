@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         Path("models"), description="Where models, baselines and histories live."
     )
+    symbol: str = Field(
+        "SPY",
+        pattern=r"^[A-Z][A-Z0-9.\-]{0,9}$",
+        description="Ticker whose volatility is forecast (csv: <symbol>_daily.csv); VIX stays "
+        "the implied-volatility input.",
+    )
     start: dt.date = Field(dt.date(2010, 1, 1), description="First date of history to use.")
     as_of: dt.date | None = Field(
         None, description="Use only rows dated on or before this day (replay); default: all."
@@ -60,7 +66,23 @@ class Settings(BaseSettings):
     fail_on_retrain: bool = Field(
         False, description="monitor exits 10 when retraining is advised (for cron alerts)."
     )
+    eval_start: dt.date = Field(
+        dt.date(2013, 1, 1), description="evaluate: first day forecast out of sample."
+    )
+    refit_every: int = Field(
+        63, ge=1, description="evaluate: trading days between refits of every model."
+    )
+    output_dir: Path | None = Field(
+        None,
+        description="evaluate/report: where files go; default <models_dir>/evaluation "
+        "(evaluate) or <models_dir>/reports (report).",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _upper_symbol(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod

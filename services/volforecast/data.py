@@ -30,7 +30,12 @@ from volforecast.errors import DataError, StorageError
 
 log = logging.getLogger(__name__)
 
-SPY_FILE = "spy_daily.csv"
+
+def price_file(symbol: str) -> str:
+    """File name of a symbol's daily prices in the data directory (``spy_daily.csv`` for SPY)."""
+    return f"{symbol.lower()}_daily.csv"
+
+
 VIX_FILE = "vix_daily.csv"
 PRICE_COLUMNS = ("open", "high", "low", "close")
 MAX_VIX_FILL = 3
@@ -392,18 +397,24 @@ def load_market_data(
     """Load SPY and VIX from the configured source, validated and aligned, within [start, as_of]."""
     today = today or dt.datetime.now(dt.UTC).date()
     source = settings.data_source
+    symbol = settings.symbol
     if source is DataSource.SAMPLE:
+        if symbol != "SPY":
+            raise DataError(
+                f"the sample source holds only the S&P 500, not {symbol}. "
+                "Fix: use --source csv or yahoo for other symbols."
+            )
         spy, vix = load_sample()
         origin = "sample (arch: S&P 500 index 1999–2018, VIX 2014–2019)"
     elif source is DataSource.CSV:
-        spy = read_price_csv(settings.data_dir / SPY_FILE, today=today)
+        spy = read_price_csv(settings.data_dir / price_file(symbol), today=today)
         vix = read_price_csv(settings.data_dir / VIX_FILE, require_ohlc=False, today=today)
         origin = f"csv files in {settings.data_dir}"
     else:
         download = downloader or YahooDownloader(settings.data_dir)
         spy = refresh_cache(
-            settings.data_dir / SPY_FILE,
-            "SPY",
+            settings.data_dir / price_file(symbol),
+            symbol,
             settings.start,
             download,
             require_ohlc=True,
@@ -422,13 +433,15 @@ def load_market_data(
     vix = _restrict(vix, settings.start, settings.as_of)
     if spy.empty:
         raise DataError(
-            f"{origin}: no SPY rows between {settings.start} and {settings.as_of or 'the end'}. "
+            f"{origin}: no {symbol} rows between {settings.start} and {settings.as_of or 'the end'}. "
             "Fix: check --start and --as-of."
         )
     frame = align(spy, vix, origin=origin)
     notes = []
     if frame.index[0] > spy.index[0]:
-        notes.append(f"SPY rows before the first VIX value ({frame.index[0].date()}) are not used")
+        notes.append(
+            f"{symbol} rows before the first VIX value ({frame.index[0].date()}) are not used"
+        )
     log.info(
         "loaded %d trading days %s..%s from %s",
         len(frame),

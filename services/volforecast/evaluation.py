@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.stats import norm
 
 ArrayLike = npt.ArrayLike
 
@@ -85,9 +86,7 @@ def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 def qlike(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Patton (2011) QLIKE of volatility forecasts, on variances: mean(s/h - ln(s/h) - 1)."""
-    t, p = _pair(y_true, y_pred)
-    ratio = t**2 / np.maximum(p, 1e-12) ** 2
-    return float(np.mean(ratio - np.log(ratio) - 1.0))
+    return float(np.mean(qlike_loss(y_true, y_pred)))
 
 
 @dataclass(frozen=True)
@@ -101,3 +100,74 @@ class Scores:
 def score(y_true: ArrayLike, y_pred: ArrayLike) -> Scores:
     t, p = _pair(y_true, y_pred)
     return Scores(rmse=rmse(t, p), mae=mae(t, p), r2=r2(t, p), n=int(t.size))
+
+
+def mse_var(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean squared error of the variance forecast (both sides squared volatilities)."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean((t**2 - p**2) ** 2))
+
+
+def mz_r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mincer–Zarnowitz R²: R² of the OLS regression of realized on forecast volatility."""
+    t, p = _pair(y_true, y_pred)
+    if np.ptp(p) == 0.0 or np.ptp(t) == 0.0:
+        return float("nan")
+    return float(np.corrcoef(t, p)[0, 1] ** 2)
+
+
+def squared_error_loss(y_true: ArrayLike, y_pred: ArrayLike) -> npt.NDArray[np.float64]:
+    t, p = _pair(y_true, y_pred)
+    return (t - p) ** 2
+
+
+def qlike_loss(y_true: ArrayLike, y_pred: ArrayLike) -> npt.NDArray[np.float64]:
+    """QLIKE per observation (its mean is ``qlike``)."""
+    t, p = _pair(y_true, y_pred)
+    ratio = t**2 / np.maximum(p, 1e-12) ** 2
+    return np.asarray(ratio - np.log(ratio) - 1.0, dtype=np.float64)
+
+
+def newey_west_lags(n: int, horizon: int) -> int:
+    """Bartlett-kernel lags: Newey–West (1994) rule of thumb, never fewer than horizon - 1
+    (overlapping horizon-day targets make losses MA(horizon - 1))."""
+    return max(horizon - 1, int(np.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))))
+
+
+def long_run_variance(x: ArrayLike, lags: int) -> float:
+    """Newey–West (Bartlett) long-run variance of a series around its mean."""
+    raw = np.asarray(x, dtype=np.float64)
+    d = raw - float(raw.mean())
+    n = d.size
+    value = float(d @ d) / n
+    for k in range(1, min(lags, n - 1) + 1):
+        value += 2.0 * (1.0 - k / (lags + 1.0)) * float(d[k:] @ d[:-k]) / n
+    return float(value)
+
+
+@dataclass(frozen=True)
+class DMResult:
+    """Diebold–Mariano test of equal loss; negative ``statistic`` means model 1 has lower loss."""
+
+    statistic: float
+    p_value: float
+    lags: int
+    mean_loss_difference: float
+
+
+def diebold_mariano(loss_1: ArrayLike, loss_2: ArrayLike, horizon: int) -> DMResult:
+    """DM statistic of ``loss_1 - loss_2`` with a Newey–West variance, two-sided normal p-value."""
+    d = np.asarray(loss_1, dtype=np.float64) - np.asarray(loss_2, dtype=np.float64)
+    lags = newey_west_lags(d.size, horizon)
+    variance = long_run_variance(d, lags) / d.size
+    mean = float(np.mean(d))
+    if variance <= 0.0:
+        stat = 0.0 if mean == 0.0 else float(np.copysign(np.inf, mean))
+    else:
+        stat = mean / float(np.sqrt(variance))
+    return DMResult(
+        statistic=stat,
+        p_value=float(2.0 * norm.sf(abs(stat))),
+        lags=lags,
+        mean_loss_difference=mean,
+    )

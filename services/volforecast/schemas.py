@@ -191,3 +191,55 @@ class MonitoringRecord(_Model):
     data_source: str
     retraining: Retraining
     feature_drift: FeatureDrift
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+class ModelMetrics(_Model):
+    """Out-of-sample metrics of one model over the walk-forward (volatility in daily units)."""
+
+    rmse: float
+    mae: float
+    mse_var: float
+    qlike: float
+    mz_r2: float
+
+
+class DMTest(_Model):
+    """Diebold–Mariano test of the ensemble against one baseline under one loss.
+
+    Negative ``statistic`` means the ensemble's loss is lower.
+    """
+
+    against: str
+    loss: Literal["squared_error", "qlike"]
+    statistic: float
+    p_value: float
+    lags: int
+    mean_loss_difference: float
+
+
+class EvaluationReport(_Model):
+    """``evaluation.json``, written by ``volforecast evaluate``."""
+
+    metrics: dict[str, ModelMetrics]
+    ratio_to_har_rv: dict[str, dict[str, float]]
+    best_baseline: dict[str, str]
+    ensemble_beats_every_baseline: dict[str, bool]
+    diebold_mariano: list[DMTest]
+    symbol: str
+    data_source: str
+    horizon: int
+    purge_rows: int
+    refit_every: int
+    refits: int
+    seed: int
+    train_start: dt.date
+    eval_start: dt.date
+    eval_end: dt.date
+    n_forecasts: int
+    created_at: str
+    volforecast_version: str
+    duration_seconds: float
+    format_version: int = FORMAT_VERSION

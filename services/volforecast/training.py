@@ -70,12 +70,17 @@ def new_run_id(now: dt.datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+def make_ensemble(settings: Settings) -> StackedEnsemble:
+    """The ensemble both ``train`` and ``evaluate`` fit: one place, so they cannot differ."""
+    return StackedEnsemble(horizon=settings.horizon, seed=settings.seed)
+
+
 def fit_on_split(
     data: pd.DataFrame, split: Split, settings: Settings, progress: Progress
 ) -> FittedModel:
     X = data.loc[:, list(FEATURE_COLUMNS)]
     y = data[TARGET]
-    ensemble = StackedEnsemble(horizon=settings.horizon, seed=settings.seed)
+    ensemble = make_ensemble(settings)
     ensemble.fit(X.iloc[split.train], y.iloc[split.train], progress=progress)
     preds = ensemble.predict(X.iloc[split.evaluate])
     return FittedModel(

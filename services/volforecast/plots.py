@@ -1,0 +1,95 @@
+"""PNG figures for ``evaluate`` and ``report``: pure functions from data to PNG bytes.
+
+The Agg backend renders without a display (cron, containers); figures are closed after use so
+long runs do not accumulate memory.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+# Daily volatility to annualized percent, the unit traders read.
+ANNUALIZE = 100.0 * np.sqrt(252.0)
+_DPI = 110
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def forecasts_vs_realized(forecasts: pd.DataFrame, realized: pd.Series, title: str) -> bytes:
+    """Realized volatility and each forecast column over time, annualized percent."""
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    ax.plot(realized.index, realized * ANNUALIZE, color="0.6", lw=0.8, label="realized")
+    for name in forecasts.columns:
+        ax.plot(forecasts.index, forecasts[name] * ANNUALIZE, lw=0.9, label=name)
+    ax.set_ylabel("volatility (annualized %)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def cumulative_loss_difference(differences: Mapping[str, pd.Series], title: str) -> bytes:
+    """One panel per loss: cumulative sum of (ensemble loss - baseline loss); falling is good."""
+    fig, axes = plt.subplots(len(differences), 1, figsize=(11, 3.2 * len(differences)), sharex=True)
+    axes_list = np.atleast_1d(axes)
+    for ax, (label, diff) in zip(axes_list, differences.items(), strict=True):
+        ax.plot(diff.index, diff.cumsum(), lw=1.0)
+        ax.axhline(0.0, color="0.4", lw=0.6)
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes_list[0].set_title(title)
+    return _png(fig)
+
+
+def drift_over_time(
+    timestamps: pd.DatetimeIndex, drift_pct: Sequence[float], thresholds: Sequence[float]
+) -> bytes:
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(timestamps, drift_pct, marker="o", lw=1.0, label="drift")
+    for level, color in zip(thresholds, ("orange", "red"), strict=False):
+        ax.axhline(level, color=color, ls="--", lw=0.9, label=f"{level:g}% threshold")
+    ax.set_ylabel("RMSE drift vs validation (%)")
+    ax.set_title("Drift of Model A over monitoring runs")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def rmse_over_time(timestamps: pd.DatetimeIndex, series: Mapping[str, Sequence[float]]) -> bytes:
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for label, values in series.items():
+        ax.plot(timestamps, values, marker="o", lw=1.0, label=label)
+    ax.set_ylabel("RMSE (daily volatility)")
+    ax.set_title("Model A and Model B RMSE on new data")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def psi_bars(psi: Mapping[str, float], thresholds: Sequence[float], title: str) -> bytes:
+    names = list(psi)
+    fig, ax = plt.subplots(figsize=(10, 0.3 * len(names) + 1.5))
+    ax.barh(names, [psi[n] for n in names], color="steelblue")
+    for level, color in zip(thresholds, ("orange", "red"), strict=False):
+        ax.axvline(level, color=color, ls="--", lw=0.9, label=f"PSI {level:g}")
+    ax.invert_yaxis()
+    ax.set_xlabel("population stability index (new rows vs Model A training rows)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    return _png(fig)
