@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from volforecast.artifacts import ModelsDirectory
+from volforecast.benchmark import ENSEMBLE, evaluate_forecasts
+from volforecast.cli import main
+from volforecast.config import build_settings
+from volforecast.data import load_market_data
+from volforecast.ensemble import predict_artifact
+from volforecast.features import FEATURE_COLUMNS, build_dataset, labeled
+from volforecast.schemas import EvaluationReport
+from volforecast.walkforward import REALIZED, Block, schedule, walk_forward
+
+from .conftest import cli_args, synthetic_market, write_market
+
+PNG = b"\x89PNG\r\n\x1a\n"
+METRIC_KEYS = {"rmse", "mae", "mse_var", "qlike", "mz_r2"}
+
+
+@pytest.mark.parametrize("purge", [1, 5, 22])
+def test_schedule_ends_training_purge_rows_before_each_block_when_refitting(purge):
+    blocks = schedule(1000, 600, 63, purge)
+    assert blocks[0] == Block(train_end=600 - purge, start=600, stop=663)
+    assert blocks[-1].stop == 1000
+    for b in blocks:
+        # The last training row's target window (horizon = purge rows) ends before the block.
+        assert (b.train_end - 1) + purge < b.start
+
+
+class _Recorder:
+    """A forecaster that remembers what it was trained on and forecasts its training mean."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+
+    def fit(self, train: pd.DataFrame, returns: pd.Series) -> _Recorder:
+        self.level_ = float(train["target"].mean())
+        self.last_ = train.index[-1]
+        return self
+
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> np.ndarray:
+        self.seen.append((self.last_, rows.index[0]))
+        return np.full(len(rows), self.level_)
+
+
+def test_walk_forward_never_trains_on_rows_inside_the_purge_or_the_block():
+    dates = pd.bdate_range("2020-01-01", periods=300)
+    data = pd.DataFrame({"target": np.linspace(1.0, 2.0, 300)}, index=dates)
+    recorder = _Recorder()
+    fc = walk_forward(data, pd.Series(0.0, index=dates), [recorder], schedule(300, 100, 50, 5))
+    assert len(fc) == 200 and fc.index[0] == dates[100]
+    for last_train, first_forecast in recorder.seen:
+        assert dates.get_loc(first_forecast) - dates.get_loc(last_train) == 6
+    np.testing.assert_array_equal(fc[REALIZED], data["target"].iloc[100:])
+
+
+def test_evaluate_forecasts_flags_the_best_baseline_and_ratios_to_har_rv():
+    rng = np.random.default_rng(2)
+    y = rng.uniform(0.005, 0.03, 500)
+    fc = pd.DataFrame(
+        {
+            REALIZED: y,
+            ENSEMBLE: y * rng.lognormal(0, 0.05, 500),
+            "har_rv": y * rng.lognormal(0, 0.4, 500),
+            "other": y * rng.lognormal(0, 0.2, 500),
+        },
+        index=pd.bdate_range("2020-01-01", periods=500),
+    )
+    ev = evaluate_forecasts(fc, horizon=5)
+    assert ev.best_baseline["rmse"] == "other" and ev.best_baseline["qlike"] == "other"
+    assert ev.beats == {k: True for k in ev.beats}
+    assert ev.ratio_to_har_rv["har_rv"]["qlike"] == pytest.approx(1.0)
+    assert {(t.against, t.loss) for t in ev.dm_tests} == {
+        ("har_rv", "squared_error"),
+        ("other", "squared_error"),
+        ("har_rv", "qlike"),
+        ("other", "qlike"),
+    }
+    assert all(t.statistic < -2 for t in ev.dm_tests)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    root = tmp_path_factory.mktemp("evaluate")
+    spy, vix = synthetic_market(n_days=900, seed=7)
+    write_market(root / "data", spy, vix)
+    extra = ["--eval-start", spy["date"].iloc[650], "--refit-every", "100"]
+    code = main(cli_args(root, "evaluate", *extra, "--output", str(root / "out")))
+    return root, code
+
+
+def test_evaluate_writes_json_table_forecasts_and_pngs_when_run_on_csv(evaluated):
+    root, code = evaluated
+    assert code == 0
+    out = root / "out"
+    raw = json.loads((out / "evaluation.json").read_text())
+    expected_models = {
+        ENSEMBLE, "random_walk", "ewma", "har_rv", "har_parkinson", "log_har_vix", "garch_t",
+        "gjr_garch_t",
+    }  # fmt: skip
+    assert set(raw["metrics"]) == expected_models
+    assert all(set(m) == METRIC_KEYS for m in raw["metrics"].values())
+    report = EvaluationReport.model_validate(raw)
+    forecasts = pd.read_csv(out / "forecasts.csv", index_col="date", parse_dates=True)
+    assert len(forecasts) == report.n_forecasts
+    realized = forecasts[REALIZED]
+    err = realized - forecasts[ENSEMBLE]
+    assert report.metrics[ENSEMBLE].rmse == pytest.approx(np.sqrt(np.mean(err**2)), rel=1e-6)
+    table = (out / "evaluation.md").read_text()
+    assert "| ensemble |" in table and "Diebold" in table
+    for png in ("forecasts.png", "cumulative_loss_difference.png"):
+        assert (out / png).read_bytes().startswith(PNG)
+
+
+def test_evaluate_gives_identical_numbers_when_run_twice(evaluated, tmp_path):
+    root, _ = evaluated
+    first = json.loads((root / "out" / "evaluation.json").read_text())
+    spy = pd.read_csv(root / "data" / "spy_daily.csv")
+    args = cli_args(root, "evaluate", "--eval-start", spy["date"].iloc[650], "--refit-every",
+                    "100", "--output", str(tmp_path / "again"))  # fmt: skip
+    assert main(args) == 0
+    second = json.loads((tmp_path / "again" / "evaluation.json").read_text())
+    assert first["metrics"] == second["metrics"]
+    assert first["diebold_mariano"] == second["diebold_mariano"]
+
+
+def test_evaluated_ensemble_is_the_one_train_writes_when_blocks_match_model_a(evaluated, tmp_path):
+    """One block from Model A's validation start reproduces Model A's validation forecasts."""
+    root, _ = evaluated
+    models = tmp_path / "models"
+    assert main([*cli_args(root, "train"), "--models-dir", str(models)]) == 0
+    current = ModelsDirectory(models).load_current()
+    val_start = str(current.validation.date_range.val_start)
+    out = tmp_path / "e"
+    assert main(cli_args(root, "evaluate", "--eval-start", val_start, "--refit-every", "100000",
+                         "--output", str(out))) == 0  # fmt: skip
+    forecasts = pd.read_csv(out / "forecasts.csv", index_col="date", parse_dates=True)
+    settings = build_settings(data_source="csv", data_dir=root / "data", start="2000-01-01")
+    data = labeled(build_dataset(load_market_data(settings).frame, 5))
+    X = data.loc[forecasts.index, list(FEATURE_COLUMNS)]
+    np.testing.assert_allclose(
+        forecasts[ENSEMBLE].to_numpy(), predict_artifact(current.model_a, X), rtol=1e-6
+    )
+
+
+def test_evaluate_exits_3_naming_the_fix_when_eval_start_leaves_too_little_history(
+    evaluated, tmp_path, capsys
+):
+    root, _ = evaluated
+    spy = pd.read_csv(root / "data" / "spy_daily.csv")
+    args = cli_args(root, "evaluate", "--eval-start", spy["date"].iloc[100], "--output",
+                    str(tmp_path / "x"))  # fmt: skip
+    assert main(args) == 3
+    assert "--eval-start" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_refuses_a_symbol_other_than_spy(evaluated, tmp_path, monkeypatch, capsys):
+    root, _ = evaluated
+    monkeypatch.setenv("VOLF_SYMBOL", "QQQ")
+    assert main([*cli_args(root, "train"), "--models-dir", str(tmp_path / "m")]) == 2
+    assert "evaluate --symbol" in capsys.readouterr().err
