@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 
 from volforecast.cli import main
-from volforecast.schemas import MonitoringRecord
+from volforecast.schemas import EvaluationReport, MonitoringRecord
 
 from .conftest import SHARED_DATA, needs_shared_data
 
@@ -60,3 +61,20 @@ def test_monitor_replay_after_training_as_of_2025_03_31_grows_window_against_sam
     for r in records:
         expected = max(0.0, (r.comparison.model_a_rmse / baseline["validation_rmse"] - 1) * 100)
         assert r.drift.model_a_drift_pct == pytest.approx(expected)
+
+
+@needs_shared_data
+@pytest.mark.slow
+def test_ensemble_beats_every_baseline_on_rmse_and_qlike_when_evaluated_on_real_spy(tmp_path):
+    out = tmp_path / "e"
+    args = ["evaluate", "--source", "csv", "--data-dir", str(SHARED_DATA), "--models-dir",
+            str(tmp_path / "m"), "--output", str(out)]  # fmt: skip
+    assert main(args) == 0
+    report = EvaluationReport.model_validate_json((out / "evaluation.json").read_text())
+    assert report.eval_start == dt.date(2013, 1, 2) and report.refits == 51
+    assert report.ensemble_beats_every_baseline == {"rmse": True, "qlike": True}
+    vs_har = [t for t in report.diebold_mariano if t.against == "har_rv"]
+    assert len(vs_har) == 2 and all(t.statistic < 0 and t.p_value < 0.05 for t in vs_har)
+    # Pinned so that an unintended change to the model or the data handling shows up here.
+    assert report.metrics["ensemble"].rmse == pytest.approx(0.004574, abs=2e-6)
+    assert report.metrics["har_rv"].qlike == pytest.approx(0.5027, abs=1e-4)
