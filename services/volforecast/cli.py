@@ -94,6 +94,26 @@ def _cmd_evaluate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
+    from volforecast.prediction import forecast_table, run_predict
+
+    _spy_only(settings, "predict")
+    forecast = run_predict(settings, _progress(), requested=args.model)
+    print(
+        forecast_table(forecast) if args.format == "table" else forecast.model_dump_json(indent=2)
+    )
+    return 0
+
+
+def _cmd_report(settings: Settings, _args: argparse.Namespace) -> int:
+    from volforecast.history_report import run_report
+
+    result = run_report(settings, _progress())
+    print(result.text)
+    print("wrote " + ", ".join(str(p) for p in result.paths))
+    return 0
+
+
 def _spy_only(settings: Settings, command: str) -> None:
     # The model set's contract (spec) is SPY; other symbols are for the benchmark only.
     if settings.symbol != "SPY":
@@ -148,6 +168,44 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.set_defaults(
         handler=_cmd_monitor,
         settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "fail_on_retrain"],
+    )
+
+    predict = sub.add_parser(
+        "predict",
+        help="forecast the next horizon's volatility from the latest data",
+        description="Forecast the realized volatility of the next horizon days from the latest "
+        "row of data, with the model the latest monitoring run recommends (Model A when there "
+        "is none) or the one given with --model. Prints JSON (or a table).",
+    )
+    _add_common(predict, list(COMMON_FLAGS))
+    predict.add_argument(
+        "--model", choices=["a", "b"], default=None, help="use Model A or B, whatever monitor says"
+    )
+    predict.add_argument(
+        "--format", choices=["json", "table"], default="json", help="output format [json]"
+    )
+    predict.set_defaults(
+        handler=_cmd_predict, settings_fields=[f for f, _ in COMMON_FLAGS.values()]
+    )
+
+    report = sub.add_parser(
+        "report",
+        help="trends of the training and monitoring histories: summary, PNG plots, HTML page",
+        description="Summarize training_history.jsonl and monitoring_history.jsonl (runs, RMSE "
+        "change, drift, win rates, runs since the last retrain) and write PNG plots, report.json "
+        "and a self-contained report.html to --output.",
+    )
+    _add_common(report, list(COMMON_FLAGS))
+    report.add_argument(
+        "--output",
+        dest="output_dir",
+        default=None,
+        metavar="DIR",
+        help="where the files go [env VOLF_OUTPUT_DIR; default <models-dir>/reports]",
+    )
+    report.set_defaults(
+        handler=_cmd_report,
+        settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "output_dir"],
     )
 
     evaluate = sub.add_parser(

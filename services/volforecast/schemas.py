@@ -243,3 +243,52 @@ class EvaluationReport(_Model):
     volforecast_version: str
     duration_seconds: float
     format_version: int = FORMAT_VERSION
+
+
+# --------------------------------------------------------------------------- predict and report
+
+
+class Forecast(_Model):
+    """What ``volforecast predict`` prints (JSON)."""
+
+    as_of: dt.date
+    features_date: dt.date
+    horizon: int
+    forecast_daily: float = Field(description="realized volatility of the next horizon days")
+    forecast_annualized_pct: float
+    model: Literal["A", "B"]
+    model_file: str
+    model_choice: str = Field(description="why this model was used")
+    run_id: str
+    training_date_end: dt.date
+    data_source: str
+
+
+class TrendSummary(_Model):
+    """The numbers of ``volforecast report`` (the spec's "Analyze Performance Trends")."""
+
+    training_runs: int
+    first_validation_rmse: float | None
+    latest_validation_rmse: float | None
+    validation_rmse_change_pct: float | None
+    monitoring_runs: int
+    average_drift_pct: float | None
+    latest_drift_pct: float | None
+    model_b_average_win_rate: float | None
+    runs_since_last_retrain: int
+    latest_recommendation: str | None
+    latest_retraining_action: str | None
+    current_run_id: str
+
+
+class TrendReport(_Model):
+    """``report.json``: the summary and every series the plots draw."""
+
+    summary: TrendSummary
+    training: list[dict[str, str | float]]
+    monitoring: list[dict[str, str | float]]
+    latest_psi: dict[str, float]
+    validation_forecasts: list[dict[str, str | float]]
+    plots: list[str]
+    created_at: str
+    format_version: int = FORMAT_VERSION

@@ -1,0 +1,237 @@
+"""The report command: trends of the training and monitoring histories as numbers, PNG plots
+and one self-contained HTML page.
+
+``summarize`` is pure (histories in, numbers out); ``run_report`` reads the models directory,
+recomputes the current Model A's validation forecasts from the data and writes the files.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from volforecast.artifacts import (
+    MONITORING_HISTORY,
+    TRAINING_HISTORY,
+    CurrentModels,
+    ModelsDirectory,
+    write_outputs,
+)
+from volforecast.config import Settings
+from volforecast.data import Downloader, load_market_data
+from volforecast.drift import DRIFT_PLAN_PCT, DRIFT_RETRAIN_PCT, PSI_THRESHOLD
+from volforecast.ensemble import Progress, predict_artifact
+from volforecast.errors import ArtifactsMissingError, VolforecastError
+from volforecast.features import TARGET, build_dataset, labeled
+from volforecast.plots import drift_over_time, forecasts_vs_realized, psi_bars, rmse_over_time
+from volforecast.schemas import MonitoringRecord, TrainingRecord, TrendReport, TrendSummary
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+DRIFT_PNG = "drift.png"
+RMSE_PNG = "rmse.png"
+VALIDATION_PNG = "validation_forecasts.png"
+PSI_PNG = "feature_psi.png"
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def summarize(
+    training: list[TrainingRecord], monitoring: list[MonitoringRecord], current_run_id: str
+) -> TrendSummary:
+    """The trend numbers; a history may hold a single record, and monitoring may be empty."""
+    if not training:
+        raise ArtifactsMissingError(
+            "training_history.jsonl has no valid record. Fix: run `volforecast train` first."
+        )
+    first = training[0].model_a.validation_rmse
+    latest = training[-1].model_a.validation_rmse
+    change = (latest / first - 1.0) * 100.0 if len(training) > 1 else None
+    last = monitoring[-1] if monitoring else None
+    return TrendSummary(
+        training_runs=len(training),
+        first_validation_rmse=first,
+        latest_validation_rmse=latest,
+        validation_rmse_change_pct=change,
+        monitoring_runs=len(monitoring),
+        average_drift_pct=_mean([r.drift.model_a_drift_pct for r in monitoring]),
+        latest_drift_pct=last.drift.model_a_drift_pct if last else None,
+        model_b_average_win_rate=_mean([r.comparison.model_b_win_rate for r in monitoring]),
+        runs_since_last_retrain=sum(1 for r in monitoring if r.models_run_id == current_run_id),
+        latest_recommendation=last.recommendation if last else None,
+        latest_retraining_action=last.retraining.action if last else None,
+        current_run_id=current_run_id,
+    )
+
+
+def summary_text(s: TrendSummary) -> str:
+    """The summary in the layout of the spec's trend script."""
+
+    def pct(value: float | None, signed: bool = False) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:+.2f}%" if signed else f"{value:.2f}%"
+
+    lines = [
+        "=== TRAINING TRENDS ===",
+        f"Total training runs: {s.training_runs}",
+        f"Model A validation RMSE: first {s.first_validation_rmse:.6f}, "
+        f"latest {s.latest_validation_rmse:.6f}",
+        f"RMSE change: {pct(s.validation_rmse_change_pct, signed=True)}"
+        + (" (a single run)" if s.training_runs == 1 else ""),
+        "",
+        "=== MONITORING TRENDS ===",
+        f"Total monitoring runs: {s.monitoring_runs}",
+    ]
+    if s.monitoring_runs:
+        lines += [
+            f"Average drift: {pct(s.average_drift_pct)} (latest {pct(s.latest_drift_pct)})",
+            f"Model B average win rate: {pct(s.model_b_average_win_rate)}",
+            f"Runs since the last retrain: {s.runs_since_last_retrain} "
+            f"(model set {s.current_run_id})",
+            f"Latest recommendation: {s.latest_recommendation}; retraining: "
+            f"{s.latest_retraining_action}",
+        ]
+    else:
+        lines.append("No monitoring runs yet: run `volforecast monitor` after new trading days.")
+    return "\n".join(lines)
+
+
+def validation_forecasts(
+    current: CurrentModels, frame: pd.DataFrame
+) -> tuple[pd.Series, pd.Series]:
+    """(realized, Model A forecast) over the current Model A's validation dates."""
+    rng = current.validation.date_range
+    data = labeled(build_dataset(frame, current.dual.horizon))
+    rows = data.loc[
+        (data.index >= pd.Timestamp(rng.val_start)) & (data.index <= pd.Timestamp(rng.val_end))
+    ]
+    cols = list(current.model_a["feature_cols"])
+    forecast = pd.Series(predict_artifact(current.model_a, rows[cols]), index=rows.index)
+    return rows[TARGET], forecast
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    report: TrendReport
+    text: str
+    paths: list[Path]
+
+
+def _records(index: list[str], **columns: list[float]) -> list[dict[str, str | float]]:
+    return [
+        {"date": d, **{k: float(v[i]) for k, v in columns.items()}} for i, d in enumerate(index)
+    ]
+
+
+def _html(text: str, images: dict[str, bytes], notes: list[str]) -> bytes:
+    figures = "".join(
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(name)}</figcaption></figure>'
+        for name, data in images.items()
+    )
+    note_items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>volforecast report</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "pre{background:#f4f4f4;padding:1em}img{max-width:100%}</style></head><body>"
+        f"<h1>volforecast report</h1><pre>{html.escape(text)}</pre>"
+        f"{f'<ul>{note_items}</ul>' if notes else ''}{figures}</body></html>"
+    )
+    return page.encode()
+
+
+def run_report(
+    settings: Settings,
+    progress: Progress,
+    *,
+    downloader: Downloader | None = None,
+    now: dt.datetime | None = None,
+) -> ReportResult:
+    now = now or dt.datetime.now(dt.UTC)
+    models = ModelsDirectory(settings.models_dir)
+    with models.lock(settings.lock_timeout, purpose="report"):
+        training = models.read_history(TRAINING_HISTORY, TrainingRecord)
+        monitoring = models.read_history(MONITORING_HISTORY, MonitoringRecord)
+        current = models.load_current()
+    summary = summarize(training, monitoring, current.run_id)
+    progress(f"{len(training)} training runs, {len(monitoring)} monitoring runs")
+    images: dict[str, bytes] = {}
+    notes: list[str] = []
+    mon_dates = [str(r.monitoring_date) for r in monitoring]
+    drift = [r.drift.model_a_drift_pct for r in monitoring]
+    rmse_a = [r.comparison.model_a_rmse for r in monitoring]
+    rmse_b = [r.comparison.model_b_rmse for r in monitoring]
+    psi: dict[str, float] = {}
+    if monitoring:
+        when = pd.DatetimeIndex(pd.to_datetime(mon_dates))
+        images[DRIFT_PNG] = drift_over_time(when, drift, (DRIFT_PLAN_PCT, DRIFT_RETRAIN_PCT))
+        images[RMSE_PNG] = rmse_over_time(when, {"Model A": rmse_a, "Model B": rmse_b})
+        # PSI is NaN when a run had too few new rows to bin (drift.PSI_MIN_ROWS).
+        items = monitoring[-1].feature_drift.features.items()
+        psi = {k: v.psi for k, v in items if np.isfinite(v.psi)}
+        if psi:
+            images[PSI_PNG] = psi_bars(
+                psi,
+                (PSI_THRESHOLD,),
+                f"Feature drift (PSI), monitoring run of {monitoring[-1].monitoring_date}",
+            )
+        else:
+            notes.append(
+                "Feature PSI not plotted: the latest monitoring run had too few new rows for it."
+            )
+    else:
+        notes.append("No monitoring history yet: drift, RMSE and PSI plots need a monitor run.")
+    val_records: list[dict[str, str | float]] = []
+    try:
+        market = load_market_data(settings, downloader=downloader, today=now.date())
+        realized, forecast = validation_forecasts(current, market.frame)
+        if len(realized):
+            images[VALIDATION_PNG] = forecasts_vs_realized(
+                forecast.to_frame("Model A"),
+                realized,
+                f"Current Model A (run {current.run_id}) on its validation period",
+            )
+            val_records = _records(
+                [str(d.date()) for d in realized.index],
+                realized=list(realized),
+                forecast=list(forecast),
+            )
+        else:
+            notes.append("The data holds none of Model A's validation dates; no validation plot.")
+    except VolforecastError as exc:
+        log.warning("validation plot skipped: %s", exc)
+        notes.append(f"Validation forecasts not plotted: {exc}")
+    report = TrendReport(
+        summary=summary,
+        training=_records(
+            [r.timestamp for r in training],
+            validation_rmse=[r.model_a.validation_rmse for r in training],
+            test_rmse=[r.model_b.test_rmse for r in training],
+        ),
+        monitoring=_records(mon_dates, drift_pct=drift, model_a_rmse=rmse_a, model_b_rmse=rmse_b),
+        latest_psi=psi,
+        validation_forecasts=val_records,
+        plots=list(images),
+        created_at=now.isoformat(),
+    )
+    text = summary_text(summary)
+    output = settings.output_dir or settings.models_dir / "reports"
+    progress(f"writing {len(images)} plots and {REPORT_HTML} to {output}")
+    files = {
+        REPORT_JSON: report.model_dump_json(indent=2).encode(),
+        **images,
+        REPORT_HTML: _html(text, images, notes),
+    }
+    return ReportResult(report=report, text=text, paths=write_outputs(output, files))

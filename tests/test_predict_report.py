@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from volforecast.artifacts import MONITORING_HISTORY, ModelsDirectory
+from volforecast.cli import main
+from volforecast.config import build_settings
+from volforecast.data import load_market_data
+from volforecast.features import build_dataset
+from volforecast.schemas import Forecast, MonitoringRecord, TrendReport
+
+from .conftest import cli_args
+
+TRAINED_ON = "2018-01-25"  # day 800 of the synthetic data: the `project` fixture's training day
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _predict(project: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> Forecast:
+    capsys.readouterr()
+    assert main(cli_args(project, "predict", *extra)) == 0
+    return Forecast.model_validate_json(capsys.readouterr().out)
+
+
+def _snippet_forecast(project: Path, pickle_name: str, as_of: str | None = None) -> float:
+    settings = build_settings(data_source="csv", data_dir=project / "data", start="2000-01-01",
+                              as_of=as_of)  # fmt: skip
+    X = build_dataset(load_market_data(settings).frame, 5).iloc[[-1]]
+    # --- the spec's usage snippet ---
+    with open(f"models/{pickle_name}", "rb") as f:
+        model_artifact = pickle.load(f)
+    X = X[model_artifact["feature_cols"]]
+    X_meta = np.column_stack(
+        [model_artifact["xgb_model"].predict(X), model_artifact["lgbm_model"].predict(X)]
+    )
+    predictions = model_artifact["meta_model"].predict(X_meta)
+    # ---
+    return float(predictions[0])
+
+
+def _add_monitoring_record(project: Path, recommendation: str, run_id: str | None = None) -> None:
+    """The only monitoring line: one monitor wrote, with the recommendation under test."""
+    assert main(cli_args(project, "monitor", "--as-of", "2018-03-01")) == 0
+    models = ModelsDirectory(project / "models")
+    last = models.read_history(MONITORING_HISTORY, MonitoringRecord)[-1]
+    (project / "models" / MONITORING_HISTORY).unlink()  # test setup, not something we ship
+    update = {"recommendation": recommendation}
+    if run_id is not None:
+        update["models_run_id"] = run_id
+    models.append_history(MONITORING_HISTORY, last.model_copy(update=update))
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def test_predict_json_equals_spec_snippet_on_model_a_when_no_monitoring_run(project, capsys):
+    forecast = _predict(project, capsys)
+    dual = json.loads((project / "models" / "dual_model_baseline.json").read_text())
+    last_day = "2018-06-14"  # the synthetic data's last row
+    assert forecast.model == "A" and forecast.model_file == "model_90pct.pkl"
+    assert "no monitoring run" in forecast.model_choice
+    assert forecast.forecast_daily == pytest.approx(_snippet_forecast(project, "model_90pct.pkl"))
+    assert forecast.forecast_annualized_pct == pytest.approx(
+        forecast.forecast_daily * 100 * np.sqrt(252)
+    )
+    assert forecast.run_id == dual["run_id"]
+    assert str(forecast.training_date_end) == dual["model_a"]["training_date_end"]
+    assert str(forecast.features_date) == last_day and str(forecast.as_of) == last_day
+    assert forecast.horizon == 5
+
+
+def test_predict_uses_model_b_when_the_latest_monitoring_run_recommends_it(project, capsys):
+    _add_monitoring_record(project, "USE MODEL B (ALL-30)")
+    forecast = _predict(project, capsys)
+    assert forecast.model == "B" and forecast.model_file == "model_100pct.pkl"
+    assert "recommends USE MODEL B" in forecast.model_choice
+    assert forecast.forecast_daily == pytest.approx(_snippet_forecast(project, "model_100pct.pkl"))
+
+
+def test_predict_ignores_monitoring_runs_of_an_older_model_set(project, capsys):
+    _add_monitoring_record(project, "USE MODEL B (ALL-30)", run_id="20200101T000000Z-000000")
+    assert _predict(project, capsys).model == "A"
+
+
+def test_predict_model_flag_overrides_the_recommendation(project, capsys):
+    forecast = _predict(project, capsys, "--model", "b")
+    assert forecast.model == "B" and forecast.model_choice == "--model b"
+
+
+def test_predict_forecasts_from_the_as_of_day_when_replaying(project, capsys):
+    forecast = _predict(project, capsys, "--as-of", "2018-03-01")
+    assert str(forecast.features_date) == "2018-03-01"
+    assert forecast.forecast_daily == pytest.approx(
+        _snippet_forecast(project, "model_90pct.pkl", as_of="2018-03-01")
+    )
+
+
+def test_predict_table_format_shows_annualized_percent(project, capsys):
+    capsys.readouterr()
+    assert main(cli_args(project, "predict", "--format", "table")) == 0
+    out = capsys.readouterr().out
+    assert "% annualized" in out and "Model A (model_90pct.pkl)" in out
+
+
+def test_predict_exits_6_when_a_pickle_byte_is_changed(project, capsys):
+    path = (project / "models" / "model_90pct.pkl").resolve()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert main(cli_args(project, "predict")) == 6
+    assert "SHA-256" in capsys.readouterr().err
+
+
+def test_predict_exits_4_when_nothing_was_trained(tmp_path, make_settings, capsys, market_dir):
+    args = ["predict", "--source", "csv", "--data-dir", str(market_dir), "--models-dir",
+            str(tmp_path / "empty")]  # fmt: skip
+    assert main(args) == 4
+    assert "volforecast train" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _report(project: Path, capsys: pytest.CaptureFixture[str]) -> tuple[TrendReport, str]:
+    capsys.readouterr()
+    assert main(cli_args(project, "report")) == 0
+    out = capsys.readouterr().out
+    return TrendReport.model_validate_json(
+        (project / "models" / "reports" / "report.json").read_text()
+    ), out
+
+
+def _assert_png(path: Path) -> None:
+    assert path.read_bytes().startswith(PNG)
+    height, width, _ = mpimg.imread(path).shape
+    assert height > 100 and width > 100
+
+
+def test_report_works_with_one_training_run_and_no_monitoring_history(project, capsys):
+    report, out = _report(project, capsys)
+    reports = project / "models" / "reports"
+    assert report.summary.training_runs == 1 and report.summary.monitoring_runs == 0
+    assert report.summary.validation_rmse_change_pct is None
+    assert report.plots == ["validation_forecasts.png"]
+    _assert_png(reports / "validation_forecasts.png")
+    assert not (reports / "drift.png").exists()
+    assert "Total training runs: 1" in out and "No monitoring runs yet" in out
+    val = json.loads((project / "models" / "validation_baseline.json").read_text())
+    realized = np.array([r["realized"] for r in report.validation_forecasts])
+    forecast = np.array([r["forecast"] for r in report.validation_forecasts])
+    assert len(realized) == val["validation_samples"]
+    # The plotted forecasts are Model A's: their RMSE is the validation baseline's.
+    assert np.sqrt(np.mean((realized - forecast) ** 2)) == pytest.approx(val["validation_rmse"])
+
+
+def test_report_series_and_summary_match_the_histories_when_monitor_ran_twice(project, capsys):
+    assert main(cli_args(project, "train", "--as-of", "2018-02-01")) == 0
+    for day in ("2018-03-01", "2018-06-08"):
+        assert main(cli_args(project, "monitor", "--as-of", day)) == 0
+    report, out = _report(project, capsys)
+    with open("models/monitoring_history.jsonl") as f:
+        history = [json.loads(line) for line in f]
+    with open("models/training_history.jsonl") as f:
+        runs = [json.loads(line) for line in f]
+    drift = [r["drift"]["model_a_drift_pct"] for r in history]
+    assert [m["drift_pct"] for m in report.monitoring] == pytest.approx(drift)
+    assert [m["model_b_rmse"] for m in report.monitoring] == pytest.approx(
+        [r["comparison"]["model_b_rmse"] for r in history]
+    )
+    assert report.summary.average_drift_pct == pytest.approx(np.mean(drift))
+    change = (
+        runs[-1]["model_a"]["validation_rmse"] / runs[0]["model_a"]["validation_rmse"] - 1
+    ) * 100
+    assert report.summary.validation_rmse_change_pct == pytest.approx(change)
+    assert report.summary.runs_since_last_retrain == 2
+    psi = {k: v["psi"] for k, v in history[-1]["feature_drift"]["features"].items()}
+    assert report.latest_psi == pytest.approx({k: v for k, v in psi.items() if v == v})
+    reports = project / "models" / "reports"
+    for name in ("drift.png", "rmse.png", "validation_forecasts.png"):
+        _assert_png(reports / name)
+    assert f"Average drift: {np.mean(drift):.2f}%" in out
+
+
+def test_report_html_embeds_every_plot_and_needs_no_other_file(project, capsys):
+    assert main(cli_args(project, "monitor", "--as-of", "2018-06-08")) == 0
+    report, _ = _report(project, capsys)
+    page = (project / "models" / "reports" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(report.plots) >= 3
+    assert 'src="http' not in page and "=== TRAINING TRENDS ===" in page
+
+
+def test_report_skips_a_torn_last_monitoring_line(project, capsys):
+    assert main(cli_args(project, "monitor", "--as-of", "2018-06-08")) == 0
+    path = project / "models" / "monitoring_history.jsonl"
+    with path.open("ab") as fh:
+        fh.write(b'{"timestamp": "2018-06-09T00:00:00", "drift": {"model_a_dri')
+    report, _ = _report(project, capsys)
+    assert report.summary.monitoring_runs == 1
+    assert path.read_bytes().endswith(b"model_a_dri")  # the history is never rewritten
