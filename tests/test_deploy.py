@@ -104,6 +104,9 @@ def _valid_cron_field(field: str, low: int, high: int) -> bool:
     return True
 
 
+JOB_NAME = r" (train|monitor|report) >>"
+
+
 def _cron_jobs(text: str) -> list[tuple[list[str], str]]:
     jobs = []
     for line in text.splitlines():
@@ -120,15 +123,15 @@ def test_crontab_lines_parse_and_run_compose_without_tty_and_overlap():
     text = (ROOT / "deploy" / "crontab.example").read_text()
     assert "CRON_TZ=America/New_York" in text
     jobs = _cron_jobs(text)
-    assert len(jobs) == 2
+    assert len(jobs) == 3
     for fields, command in jobs:
         assert all(
             _valid_cron_field(f, lo, hi)
             for f, (lo, hi) in zip(fields, CRON_FIELD_RANGES, strict=True)
         )
         assert "docker compose run --rm -T" in command and "flock -n" in command
-    names = {m.group(1) for _, cmd in jobs if (m := re.search(r" (train|monitor) >>", cmd))}
-    assert names == {"train", "monitor"}
+    names = {m.group(1) for _, cmd in jobs if (m := re.search(JOB_NAME, cmd))}
+    assert names == {"train", "monitor", "report"}
 
 
 def test_cron_field_validator_rejects_out_of_range_values():
@@ -141,10 +144,10 @@ def test_scheduler_runs_the_same_schedule_as_the_crontab():
     assert config["defaults"]["timezone"] == "America/New_York"
     assert config["defaults"]["concurrencyPolicy"] == "Forbid"
     cron = {
-        re.search(r" (train|monitor) >>", cmd).group(1): " ".join(f)
+        re.search(JOB_NAME, cmd).group(1): " ".join(f)
         for f, cmd in _cron_jobs((ROOT / "deploy" / "crontab.example").read_text())
     }
     jobs = {job["name"]: job for job in config["jobs"]}
-    for name in ("train", "monitor"):
+    for name in ("train", "monitor", "report"):
         assert jobs[name]["command"] == f"volforecast {name}"
         assert jobs[name]["schedule"] == cron[name]
