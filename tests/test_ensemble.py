@@ -7,6 +7,7 @@ import pytest
 from volforecast.data import align, validate_prices
 from volforecast.ensemble import (
     HAR_CORE,
+    HAR_CORE_LOGS,
     HARBoostRegressor,
     MixingRidge,
     StackedEnsemble,
@@ -104,11 +105,12 @@ def test_har_boost_linear_core_equals_hand_ols_in_logs_when_fitted(dataset, boos
 
     est = xgb.XGBRegressor(**params) if booster == "xgb" else lgb.LGBMRegressor(**params)
     core = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE]
+    logs = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE_LOGS]
     X = dataset[list(FEATURE_COLUMNS)].to_numpy()
     y = dataset[TARGET].to_numpy()
-    model = HARBoostRegressor(est, core).fit(X, y)
+    model = HARBoostRegressor(est, core, logs).fit(X, y)
     # Same floor as the model: a day without a price change has zero absolute return.
-    design = np.column_stack([np.ones(len(X)), np.log(np.maximum(X[:, core], 1e-5))])
+    design = np.column_stack([np.ones(len(X)), np.log(np.maximum(X[:, core], 1e-5)), X[:, logs]])
     coef, *_ = np.linalg.lstsq(design, 2.0 * np.log(y), rcond=None)
     np.testing.assert_allclose(model.linear_coef_, coef, rtol=1e-8)
     resid = 2.0 * np.log(y) - design @ coef

@@ -10,8 +10,8 @@ meta-learner.
 What each part does, and why (the experiments are in ``services/train/README.md``):
 
 - ``HARBoostRegressor`` (each base learner): a log-linear HAR core — OLS of the log realized
-  variance on the logs of the 1-, 5-, 22-day realized and Parkinson volatilities and VIX,
-  bias-corrected by exp(s²/2) — then boosted trees that correct it, starting from it
+  variance on the logs of the 1-, 5-, 22-day realized and Parkinson volatilities and VIX, and on
+  VIX relative to its 22-day mean (already a log), bias-corrected by exp(s²/2) — then boosted trees that correct it, starting from it
   (XGBoost ``base_margin``, LightGBM ``init_score``). Trees alone cannot extrapolate beyond the
   volatility levels they were trained on and lost to HAR; the linear core carries the level and
   the trees learn the non-linear rest. The trees use the gamma objective on variance: its
@@ -42,7 +42,7 @@ FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[str], None]
 # Volatility below this (five days of unchanged prices) would make log() explode.
 MIN_VOL = 1e-5
-# Regressors of the log-linear HAR core (logs of these features).
+# Regressors of the log-linear HAR core: logs of these positive features...
 HAR_CORE: tuple[str, ...] = (
     "spy_rv_1d",
     "spy_rv_5d",
@@ -52,6 +52,8 @@ HAR_CORE: tuple[str, ...] = (
     "spy_parkinson_22d",
     "vix_level",
 )
+# ... and these features, which are log ratios already (used as they are).
+HAR_CORE_LOGS: tuple[str, ...] = ("vix_rel_22d",)
 
 
 def _as_matrix(X: Any) -> FloatArray:
@@ -75,15 +77,20 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     Parameters
     ----------
     booster : an ``xgboost.XGBRegressor`` or ``lightgbm.LGBMRegressor`` with a gamma objective.
-    linear_features : column positions of the HAR core's regressors.
+    linear_features : column positions of the HAR core's positive regressors (logged).
+    log_features : column positions of regressors that are logs already (used as they are).
     """
 
-    def __init__(self, booster: Any, linear_features: Sequence[int]) -> None:
+    def __init__(
+        self, booster: Any, linear_features: Sequence[int], log_features: Sequence[int] = ()
+    ) -> None:
         self.booster = booster
         self.linear_features = linear_features
+        self.log_features = log_features
 
     def _log_core(self, X: FloatArray) -> FloatArray:
-        return np.log(np.maximum(X[:, list(self.linear_features)], MIN_VOL))
+        logged = np.log(np.maximum(X[:, list(self.linear_features)], MIN_VOL))
+        return np.column_stack([logged, X[:, list(self.log_features)]])
 
     def _margin(self, X: FloatArray) -> FloatArray:
         """Log variance forecast of the linear core (bias-corrected)."""
@@ -223,15 +230,16 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     def _base_learners(self) -> tuple[HARBoostRegressor, HARBoostRegressor]:
         cols = list(self.feature_cols)
-        missing = [c for c in HAR_CORE if c not in cols]
+        missing = [c for c in (*HAR_CORE, *HAR_CORE_LOGS) if c not in cols]
         if missing:
             raise ValueError(f"feature_cols lacks the HAR core columns {missing}")
         core = [cols.index(c) for c in HAR_CORE]
+        core_logs = [cols.index(c) for c in HAR_CORE_LOGS]
         xgb_params = {**default_xgb_params(self.seed), **(self.xgb_params or {})}
         lgbm_params = {**default_lgbm_params(self.seed), **(self.lgbm_params or {})}
         return (
-            HARBoostRegressor(xgb.XGBRegressor(**xgb_params), core),
-            HARBoostRegressor(lgb.LGBMRegressor(**lgbm_params), core),
+            HARBoostRegressor(xgb.XGBRegressor(**xgb_params), core, core_logs),
+            HARBoostRegressor(lgb.LGBMRegressor(**lgbm_params), core, core_logs),
         )
 
     def fit(self, X: Any, y: Any, progress: Progress | None = None) -> StackedEnsemble:
