@@ -76,5 +76,5 @@ def test_ensemble_beats_every_baseline_on_rmse_and_qlike_when_evaluated_on_real_
     vs_har = [t for t in report.diebold_mariano if t.against == "har_rv"]
     assert len(vs_har) == 2 and all(t.statistic < 0 and t.p_value < 0.05 for t in vs_har)
     # Pinned so that an unintended change to the model or the data handling shows up here.
-    assert report.metrics["ensemble"].rmse == pytest.approx(0.004574, abs=2e-6)
+    assert report.metrics["ensemble"].rmse == pytest.approx(0.004503, abs=2e-6)
     assert report.metrics["har_rv"].qlike == pytest.approx(0.5027, abs=1e-4)
