@@ -168,3 +168,17 @@ def test_train_refuses_a_symbol_other_than_spy(evaluated, tmp_path, monkeypatch,
     monkeypatch.setenv("VOLF_SYMBOL", "QQQ")
     assert main([*cli_args(root, "train"), "--models-dir", str(tmp_path / "m")]) == 2
     assert "evaluate --symbol" in capsys.readouterr().err
+
+
+def test_evaluate_reports_metrics_per_calendar_year_that_match_the_forecasts(evaluated):
+    root, _ = evaluated
+    report = EvaluationReport.model_validate_json((root / "out" / "evaluation.json").read_text())
+    forecasts = pd.read_csv(root / "out" / "forecasts.csv", index_col="date", parse_dates=True)
+    years = forecasts.index.year
+    assert list(report.by_year) == [str(y) for y in sorted(set(years))]
+    last = str(years.max())
+    rows = forecasts.loc[years == years.max()]
+    expected = np.sqrt(np.mean((rows[REALIZED] - rows[ENSEMBLE]) ** 2))
+    assert report.by_year[last][ENSEMBLE]["rmse"] == pytest.approx(expected, rel=1e-6)
+    assert report.rows_by_year[last] == len(rows)
+    assert "By calendar year" in (root / "out" / "evaluation.md").read_text()

@@ -81,6 +81,19 @@ def model_metrics(realized: pd.Series, forecast: pd.Series) -> ModelMetrics:
     )
 
 
+def by_year(forecasts: pd.DataFrame, models: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """RMSE and QLIKE of ``models`` per calendar year: where in time each one wins."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    years = pd.DatetimeIndex(forecasts.index).year
+    for year in sorted(set(years)):
+        rows = forecasts.loc[years == year]
+        out[str(year)] = {
+            m: {"rmse": rmse(rows[REALIZED], rows[m]), "qlike": qlike(rows[REALIZED], rows[m])}
+            for m in models
+        }
+    return out
+
+
 @dataclass(frozen=True)
 class Evaluation:
     metrics: dict[str, ModelMetrics]
@@ -88,6 +101,7 @@ class Evaluation:
     best_baseline: dict[str, str]
     beats: dict[str, bool]
     dm_tests: list[DMTest]
+    yearly: dict[str, dict[str, dict[str, float]]]
 
 
 def evaluate_forecasts(forecasts: pd.DataFrame, horizon: int) -> Evaluation:
@@ -131,7 +145,8 @@ def evaluate_forecasts(forecasts: pd.DataFrame, horizon: int) -> Evaluation:
                     mean_loss_difference=result.mean_loss_difference,
                 )
             )
-    return Evaluation(metrics, ratios, best, beats, tests)
+    shown = list(dict.fromkeys([ENSEMBLE, HAR_RV, best["rmse"], best["qlike"]]))
+    return Evaluation(metrics, ratios, best, beats, tests, by_year(forecasts, shown))
 
 
 def markdown_table(report: EvaluationReport) -> str:
@@ -175,6 +190,27 @@ def markdown_table(report: EvaluationReport) -> str:
     ]
     for t in report.diebold_mariano:
         lines.append(f"| {t.against} | {t.loss} | {t.statistic:.2f} | {t.p_value:.2g} | {t.lags} |")
+    shown = list(next(iter(report.by_year.values()))) if report.by_year else []
+    if shown:
+        lines += [
+            "",
+            "By calendar year (RMSE × 1000 / QLIKE; each year's best of each metric in bold):",
+            "",
+            "| year | rows | " + " | ".join(shown) + " |",
+            "|---|---|" + "---|" * len(shown),
+        ]
+        for year, per_model in report.by_year.items():
+            low_r = min(v["rmse"] for v in per_model.values())
+            low_q = min(v["qlike"] for v in per_model.values())
+            cells = []
+            for m in shown:
+                r_txt = f"{per_model[m]['rmse'] * 1000:.3f}"
+                q_txt = f"{per_model[m]['qlike']:.3f}"
+                cells.append(
+                    f"{f'**{r_txt}**' if per_model[m]['rmse'] == low_r else r_txt} / "
+                    f"{f'**{q_txt}**' if per_model[m]['qlike'] == low_q else q_txt}"
+                )
+            lines.append(f"| {year} | {report.rows_by_year[year]} | " + " | ".join(cells) + " |")
     verdict = ", ".join(
         f"{k}: {'beats' if v else 'does NOT beat'} the best baseline ({report.best_baseline[k]})"
         for k, v in report.ensemble_beats_every_baseline.items()
@@ -243,6 +279,11 @@ def run_evaluate(
         best_baseline=result.best_baseline,
         ensemble_beats_every_baseline={k: result.beats[k] for k in ("rmse", "qlike")},
         diebold_mariano=result.dm_tests,
+        by_year=result.yearly,
+        rows_by_year={
+            str(y): int(n)
+            for y, n in pd.Series(pd.DatetimeIndex(forecasts.index).year).value_counts().items()
+        },
         symbol=settings.symbol,
         data_source=market.source,
         horizon=settings.horizon,

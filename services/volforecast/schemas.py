@@ -228,6 +228,10 @@ class EvaluationReport(_Model):
     best_baseline: dict[str, str]
     ensemble_beats_every_baseline: dict[str, bool]
     diebold_mariano: list[DMTest]
+    by_year: dict[str, dict[str, dict[str, float]]] = Field(
+        default_factory=dict, description="year -> model -> rmse and qlike"
+    )
+    rows_by_year: dict[str, int] = Field(default_factory=dict)
     symbol: str
     data_source: str
     horizon: int
