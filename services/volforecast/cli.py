@@ -16,23 +16,44 @@ from volforecast.errors import EXIT_RETRAIN_ADVISED, ConfigError, VolforecastErr
 
 log = logging.getLogger("volforecast")
 
-# Flags shared by the commands that read data, mapped to Settings fields.
-COMMON_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+# Every flag that sets a Settings field: flag -> (field, extra argparse options).
+SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--source": ("data_source", {"choices": [s.value for s in DataSource]}),
     "--data-dir": ("data_dir", {}),
     "--models-dir": ("models_dir", {}),
     "--start": ("start", {"metavar": "YYYY-MM-DD"}),
     "--as-of": ("as_of", {"metavar": "YYYY-MM-DD"}),
+    "--end": ("as_of", {"metavar": "YYYY-MM-DD"}),
     "--horizon": ("horizon", {"type": int}),
     "--seed": ("seed", {"type": int}),
     "--lock-timeout": ("lock_timeout", {"type": float, "metavar": "SECONDS"}),
     "--log-level": ("log_level", {}),
+    "--archive-keep": ("archive_keep", {"type": int}),
+    "--fail-on-retrain": ("fail_on_retrain", {"action": "store_true"}),
+    "--eval-start": ("eval_start", {"metavar": "YYYY-MM-DD"}),
+    "--refit-every": ("refit_every", {"type": int, "metavar": "DAYS"}),
+    "--output": ("output_dir", {"metavar": "DIR"}),
+    "--symbol": ("symbol", {"metavar": "TICKER"}),
 }
+# The flags of every command that reads data and the models directory.
+COMMON_FLAGS = [
+    "--source",
+    "--data-dir",
+    "--models-dir",
+    "--start",
+    "--as-of",
+    "--horizon",
+    "--seed",
+    "--lock-timeout",
+    "--log-level",
+]
 
 
-def _add_common(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
-    for flag in names:
-        field, extra = COMMON_FLAGS[flag]
+def _add_settings(parser: argparse.ArgumentParser, flags: Sequence[str]) -> list[str]:
+    """Add ``flags`` (help from the Settings field) and return the fields they set."""
+    fields = []
+    for flag in flags:
+        field, extra = SETTING_FLAGS[flag]
         info = Settings.model_fields[field]
         env = "VOLF_" + field.upper()
         parser.add_argument(
@@ -42,6 +63,8 @@ def _add_common(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
             help=f"{info.description} [env {env}; default {info.default}]",
             **extra,
         )
+        fields.append(field)
+    return fields
 
 
 def _setup_logging(level: str) -> None:
@@ -137,16 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download or read SPY and VIX, build the features, fit both stacked "
         "ensembles and write them with their baselines to the models directory.",
     )
-    _add_common(train, list(COMMON_FLAGS))
-    train.add_argument(
-        "--archive-keep",
-        dest="archive_keep",
-        type=int,
-        default=None,
-        help="previous model sets kept in models/archive/ [env VOLF_ARCHIVE_KEEP; default 4]",
-    )
     train.set_defaults(
-        handler=_cmd_train, settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "archive_keep"]
+        handler=_cmd_train, settings_fields=_add_settings(train, [*COMMON_FLAGS, "--archive-keep"])
     )
 
     monitor = sub.add_parser(
@@ -156,18 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         "compare them over several windows, measure drift against the validation baseline and "
         "append the verdict to monitoring_history.jsonl.",
     )
-    _add_common(monitor, list(COMMON_FLAGS))
-    monitor.add_argument(
-        "--fail-on-retrain",
-        dest="fail_on_retrain",
-        action="store_true",
-        default=None,
-        help=f"exit {EXIT_RETRAIN_ADVISED} when retraining is advised, so cron can alert "
-        "[env VOLF_FAIL_ON_RETRAIN; default False]",
-    )
     monitor.set_defaults(
         handler=_cmd_monitor,
-        settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "fail_on_retrain"],
+        settings_fields=_add_settings(monitor, [*COMMON_FLAGS, "--fail-on-retrain"]),
     )
 
     predict = sub.add_parser(
@@ -177,16 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
         "row of data, with the model the latest monitoring run recommends (Model A when there "
         "is none) or the one given with --model. Prints JSON (or a table).",
     )
-    _add_common(predict, list(COMMON_FLAGS))
     predict.add_argument(
         "--model", choices=["a", "b"], default=None, help="use Model A or B, whatever monitor says"
     )
     predict.add_argument(
         "--format", choices=["json", "table"], default="json", help="output format [json]"
     )
-    predict.set_defaults(
-        handler=_cmd_predict, settings_fields=[f for f, _ in COMMON_FLAGS.values()]
-    )
+    predict.set_defaults(handler=_cmd_predict, settings_fields=_add_settings(predict, COMMON_FLAGS))
 
     report = sub.add_parser(
         "report",
@@ -195,17 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         "change, drift, win rates, runs since the last retrain) and write PNG plots, report.json "
         "and a self-contained report.html to --output.",
     )
-    _add_common(report, list(COMMON_FLAGS))
-    report.add_argument(
-        "--output",
-        dest="output_dir",
-        default=None,
-        metavar="DIR",
-        help="where the files go [env VOLF_OUTPUT_DIR; default <models-dir>/reports]",
-    )
     report.set_defaults(
-        handler=_cmd_report,
-        settings_fields=[*(f for f, _ in COMMON_FLAGS.values()), "output_dir"],
+        handler=_cmd_report, settings_fields=_add_settings(report, [*COMMON_FLAGS, "--output"])
     )
 
     evaluate = sub.add_parser(
@@ -215,46 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--refit-every trading days (purged), forecast each following day out of sample, and "
         "write evaluation.json, evaluation.md, forecasts.csv and PNG plots to --output.",
     )
-    _add_common(evaluate, ["--source", "--data-dir", "--models-dir", "--start"])
-    evaluate.add_argument(
-        "--end",
-        dest="as_of",
-        default=None,
-        metavar="YYYY-MM-DD",
-        help="last day of data used [env VOLF_AS_OF; default: all]",
-    )
-    for flag, field, kind, metavar in (
-        ("--eval-start", "eval_start", str, "YYYY-MM-DD"),
-        ("--refit-every", "refit_every", int, "DAYS"),
-        ("--output", "output_dir", str, "DIR"),
-        ("--symbol", "symbol", str, "TICKER"),
-    ):
-        info = Settings.model_fields[field]
-        evaluate.add_argument(
-            flag,
-            dest=field,
-            default=None,
-            type=kind,
-            metavar=metavar,
-            help=f"{info.description} [env VOLF_{field.upper()}; default {info.default}]",
-        )
-    _add_common(evaluate, ["--horizon", "--seed", "--log-level"])
+    evaluate_flags = ["--source", "--data-dir", "--models-dir", "--start", "--end", "--eval-start",
+                      "--refit-every", "--output", "--symbol", "--horizon", "--seed", "--log-level"]  # fmt: skip
     evaluate.set_defaults(
-        handler=_cmd_evaluate,
-        settings_fields=[
-            "data_source",
-            "data_dir",
-            "models_dir",
-            "start",
-            "as_of",
-            "eval_start",
-            "refit_every",
-            "output_dir",
-            "symbol",
-            "horizon",
-            "seed",
-            "log_level",
-        ],
+        handler=_cmd_evaluate, settings_fields=_add_settings(evaluate, evaluate_flags)
     )
     return parser
 
