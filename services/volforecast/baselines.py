@@ -24,17 +24,14 @@ import warnings
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from arch import arch_model
 
-from volforecast.ensemble import ols
+from volforecast.ensemble import MIN_VOL, FloatArray, ols
 from volforecast.features import TARGET
 
-FloatArray = npt.NDArray[np.float64]
 # Variance floor (daily units): a negative HAR variance forecast means "very calm", not "undefined".
 MIN_VARIANCE = 1e-10
-_LOG_FLOOR = 1e-5
 # arch's optimiser is better conditioned on percent returns.
 _PCT = 100.0
 
@@ -121,10 +118,10 @@ class LogHARX:
 
     def _design(self, rows: pd.DataFrame) -> FloatArray:
         x = np.asarray(rows.loc[:, list(self.columns)], dtype=np.float64)
-        return np.log(np.maximum(x, _LOG_FLOOR))
+        return np.log(np.maximum(x, MIN_VOL))
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> LogHARX:
-        y = 2.0 * np.log(np.maximum(np.asarray(train[TARGET], dtype=np.float64), _LOG_FLOOR))
+        y = 2.0 * np.log(np.maximum(np.asarray(train[TARGET], dtype=np.float64), MIN_VOL))
         self.coef_, self.resid_var_ = ols(self._design(train), y)
         return self
 

@@ -41,7 +41,9 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 WARMUP_ROWS = 67
 _PARKINSON = 1.0 / (4.0 * np.log(2.0))
 _GK_CLOSE = 2.0 * np.log(2.0) - 1.0
-_DAILY_FROM_VIX = 1.0 / (100.0 * np.sqrt(252.0))
+# Daily volatility -> annualized percent (252 trading days), the unit VIX and traders quote.
+ANNUALIZED_PCT = 100.0 * float(np.sqrt(252.0))
+_DAILY_FROM_VIX = 1.0 / ANNUALIZED_PCT
 
 
 def _ln(x: pd.Series) -> pd.Series:

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-# Daily volatility to annualized percent, the unit traders read.
-ANNUALIZE = 100.0 * np.sqrt(252.0)
+from volforecast.features import ANNUALIZED_PCT
+
 _DPI = 110
 
 
@@ -33,9 +33,9 @@ def _png(fig: Figure) -> bytes:
 def forecasts_vs_realized(forecasts: pd.DataFrame, realized: pd.Series, title: str) -> bytes:
     """Realized volatility and each forecast column over time, annualized percent."""
     fig, ax = plt.subplots(figsize=(11, 4.5))
-    ax.plot(realized.index, realized * ANNUALIZE, color="0.6", lw=0.8, label="realized")
+    ax.plot(realized.index, realized * ANNUALIZED_PCT, color="0.6", lw=0.8, label="realized")
     for name in forecasts.columns:
-        ax.plot(forecasts.index, forecasts[name] * ANNUALIZE, lw=0.9, label=name)
+        ax.plot(forecasts.index, forecasts[name] * ANNUALIZED_PCT, lw=0.9, label=name)
     ax.set_ylabel("volatility (annualized %)")
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)

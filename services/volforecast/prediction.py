@@ -7,8 +7,6 @@ import datetime as dt
 import logging
 from typing import Literal
 
-import numpy as np
-
 from volforecast.artifacts import (
     MODEL_A_FILE,
     MODEL_B_FILE,
@@ -21,12 +19,11 @@ from volforecast.data import Downloader, load_market_data
 from volforecast.drift import USE_B
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import DataError
-from volforecast.features import WARMUP_ROWS, build_dataset
+from volforecast.features import ANNUALIZED_PCT, WARMUP_ROWS, build_dataset
 from volforecast.schemas import Forecast, MonitoringRecord
 
 log = logging.getLogger(__name__)
 
-ANNUALIZE_PCT = 100.0 * float(np.sqrt(252.0))
 ModelChoice = Literal["a", "b"]
 
 
@@ -82,7 +79,7 @@ def run_predict(
         features_date=features_date,
         horizon=horizon,
         forecast_daily=value,
-        forecast_annualized_pct=value * ANNUALIZE_PCT,
+        forecast_annualized_pct=value * ANNUALIZED_PCT,
         model=label,
         model_file=MODEL_A_FILE if label == "A" else MODEL_B_FILE,
         model_choice=why,

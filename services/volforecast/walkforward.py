@@ -8,18 +8,15 @@ the same training rows and forecasts the same days.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from volforecast.ensemble import FloatArray, Progress
 from volforecast.features import TARGET
 
-FloatArray = npt.NDArray[np.float64]
-Progress = Callable[[str], None]
 REALIZED = "realized"
 
 
