@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import multiprocessing
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,11 @@ import pandas as pd
 import pytest
 
 from volforecast.config import Settings, build_settings
+from volforecast.runtime import prefer_passive_waiting
 
+# Before any test imports xgboost or lightgbm, as the CLI does: a busy CI host must not turn
+# the suite's model fits into spinning thread teams.
+prefer_passive_waiting()
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -80,7 +85,7 @@ def market_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("VOLF_"):
             monkeypatch.delenv(key)
 
@@ -158,7 +163,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def project(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("VOLF_"):
             monkeypatch.delenv(key)
     dest = tmp_path / "p"

@@ -238,7 +238,7 @@ def test_monitor_exits_6_without_appending_when_baseline_is_corrupt(project: Pat
     (project / "models" / "validation_baseline.json").write_text('{"validation_rmse": 0.1')
     before = snapshot(project / "models")
     assert main(cli_args(project, "monitor")) == 6
-    assert "validation_baseline.json is unreadable" in capsys.readouterr().err
+    assert "validation_baseline.json does not match the SHA-256" in capsys.readouterr().err
     assert snapshot(project / "models") == before
 
 
@@ -253,10 +253,22 @@ def test_monitor_exits_6_when_a_pickle_byte_is_changed(project: Path, capsys):
     assert snapshot(project / "models") == before
 
 
-def test_monitor_exits_4_when_a_pickle_is_missing(project: Path, capsys):
-    (project / "models" / "model_100pct.pkl").unlink()
+def test_monitor_exits_6_when_a_pickle_is_missing_from_the_set(project: Path, capsys):
+    (project / "models" / "current" / "model_100pct.pkl").unlink()
+    assert main(cli_args(project, "monitor")) == 6
+    assert "lacks model_100pct.pkl: it is incomplete" in capsys.readouterr().err
+
+
+def test_monitor_exits_4_when_no_set_is_current(project: Path, capsys):
+    (project / "models" / "current").unlink()
     assert main(cli_args(project, "monitor")) == 4
-    assert "model_100pct.pkl not found" in capsys.readouterr().err
+    assert "no model set in" in capsys.readouterr().err
+
+
+def test_monitor_restores_a_spec_link_deleted_by_hand(project: Path):
+    (project / "models" / "model_100pct.pkl").unlink()
+    assert main(cli_args(project, "monitor")) == 0
+    assert (project / "models" / "model_100pct.pkl").readlink() == Path("current/model_100pct.pkl")
 
 
 def test_monitor_exits_10_with_fail_on_retrain_when_drift_is_high(project: Path):

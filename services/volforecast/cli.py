@@ -8,33 +8,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from volforecast import __version__
-from volforecast.config import DataSource, Settings, build_settings
+from volforecast.config import SETTING_FLAGS, Settings, build_settings
 from volforecast.errors import EXIT_RETRAIN_ADVISED, ConfigError, VolforecastError
+from volforecast.runtime import Stopped, prefer_passive_waiting, stop_on_signals
 
 log = logging.getLogger("volforecast")
 
-# Every flag that sets a Settings field: flag -> (field, extra argparse options).
-SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "--source": ("data_source", {"choices": [s.value for s in DataSource]}),
-    "--data-dir": ("data_dir", {}),
-    "--models-dir": ("models_dir", {}),
-    "--start": ("start", {"metavar": "YYYY-MM-DD"}),
-    "--as-of": ("as_of", {"metavar": "YYYY-MM-DD"}),
-    "--end": ("as_of", {"metavar": "YYYY-MM-DD"}),
-    "--horizon": ("horizon", {"type": int}),
-    "--seed": ("seed", {"type": int}),
-    "--lock-timeout": ("lock_timeout", {"type": float, "metavar": "SECONDS"}),
-    "--log-level": ("log_level", {}),
-    "--archive-keep": ("archive_keep", {"type": int}),
-    "--fail-on-retrain": ("fail_on_retrain", {"action": "store_true"}),
-    "--eval-start": ("eval_start", {"metavar": "YYYY-MM-DD"}),
-    "--refit-every": ("refit_every", {"type": int, "metavar": "DAYS"}),
-    "--output": ("output_dir", {"metavar": "DIR"}),
-    "--symbol": ("symbol", {"metavar": "TICKER"}),
-}
 # The flags of every command that reads data and the models directory.
 COMMON_FLAGS = [
     "--source",
@@ -44,6 +25,7 @@ COMMON_FLAGS = [
     "--as-of",
     "--horizon",
     "--seed",
+    "--threads",
     "--lock-timeout",
     "--log-level",
 ]
@@ -209,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--refit-every trading days (purged), forecast each following day out of sample, and "
         "write evaluation.json, evaluation.md, forecasts.csv and PNG plots to --output.",
     )
-    evaluate_flags = ["--source", "--data-dir", "--models-dir", "--start", "--end", "--eval-start",
+    evaluate_flags = ["--source", "--data-dir", "--models-dir", "--start", "--end", "--eval-start", "--threads",
                       "--refit-every", "--output", "--symbol", "--horizon", "--seed", "--log-level"]  # fmt: skip
     evaluate.set_defaults(
         handler=_cmd_evaluate, settings_fields=_add_settings(evaluate, evaluate_flags)
@@ -218,22 +200,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything imports xgboost or lightgbm: their OpenMP runtime reads this once.
+    prefer_passive_waiting()
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = {f: getattr(args, f, None) for f in args.settings_fields}
     try:
-        settings = build_settings(**overrides)
-        _setup_logging(settings.log_level)
-        code: int = args.handler(settings, args)
+        with stop_on_signals():
+            settings = build_settings(**overrides)
+            _setup_logging(settings.log_level)
+            code: int = args.handler(settings, args)
         return code
     except VolforecastError as exc:
-        if not logging.getLogger().handlers:  # failed before logging was set up
-            _setup_logging("INFO")
+        _ensure_logging()
         log.error("%s", exc)
         return exc.exit_code
-    except KeyboardInterrupt:
-        log.error("interrupted; the models directory was left as it was")
-        return 130
+    except Stopped as exc:
+        _ensure_logging()
+        log.error(
+            "stopped by %s; the models directory is consistent: a run stopped before publishing "
+            "left it as it was, one stopped while publishing finished first",
+            exc,
+        )
+        return exc.exit_code
+
+
+def _ensure_logging() -> None:
+    if not logging.getLogger().handlers:  # failed before logging was set up
+        _setup_logging("INFO")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from volforecast.errors import ConfigError
@@ -21,6 +21,39 @@ class DataSource(StrEnum):
     YAHOO = "yahoo"
     CSV = "csv"
     SAMPLE = "sample"
+
+
+# A shorter HMAC key is guessable; 16 bytes is the floor RFC 2104 suggests for SHA-256 (L/2).
+MIN_KEY_BYTES = 16
+
+# Every command-line flag that sets a Settings field: flag -> (field, extra argparse options).
+# Error messages name a field by its first flag here.
+SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "--source": ("data_source", {"choices": [s.value for s in DataSource]}),
+    "--data-dir": ("data_dir", {}),
+    "--models-dir": ("models_dir", {}),
+    "--start": ("start", {"metavar": "YYYY-MM-DD"}),
+    "--as-of": ("as_of", {"metavar": "YYYY-MM-DD"}),
+    "--end": ("as_of", {"metavar": "YYYY-MM-DD"}),
+    "--horizon": ("horizon", {"type": int}),
+    "--seed": ("seed", {"type": int}),
+    "--threads": ("threads", {"type": int, "metavar": "N"}),
+    "--lock-timeout": ("lock_timeout", {"type": float, "metavar": "SECONDS"}),
+    "--log-level": ("log_level", {}),
+    "--archive-keep": ("archive_keep", {"type": int}),
+    "--fail-on-retrain": ("fail_on_retrain", {"action": "store_true"}),
+    "--eval-start": ("eval_start", {"metavar": "YYYY-MM-DD"}),
+    "--refit-every": ("refit_every", {"type": int, "metavar": "DAYS"}),
+    "--output": ("output_dir", {"metavar": "DIR"}),
+    "--symbol": ("symbol", {"metavar": "TICKER"}),
+}
+
+
+def option_names(field: str) -> str:
+    """How a user sets ``field``: its flag (when it has one) and its environment variable."""
+    flag = next((f for f, (name, _) in SETTING_FLAGS.items() if name == field), None)
+    env = "VOLF_" + field.upper()
+    return f"{flag} / {env}" if flag else env
 
 
 class Settings(BaseSettings):
@@ -56,7 +89,23 @@ class Settings(BaseSettings):
         None, description="Use only rows dated on or before this day (replay); default: all."
     )
     horizon: int = Field(5, ge=1, le=66, description="Forecast horizon in trading days.")
-    seed: int = Field(42, description="Random seed of the base learners.")
+    # LightGBM takes a signed 32-bit seed.
+    seed: int = Field(42, ge=0, le=2**31 - 1, description="Random seed of the base learners.")
+    threads: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="Threads per model fit; 0: the CPUs this process may use (affinity and "
+        "cgroup quota).",
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        description="Secret for HMAC-SHA256 signed model sets: train signs, every reader "
+        "refuses an unsigned or wrongly signed set. Default: unsigned.",
+    )
+    signing_key_file: Path | None = Field(
+        None, description="File holding the signing key (instead of VOLF_SIGNING_KEY)."
+    )
     lock_timeout: float = Field(
         600.0, ge=0, description="Seconds to wait for another run's lock on the models directory."
     )
@@ -78,6 +127,31 @@ class Settings(BaseSettings):
         "(evaluate) or <models_dir>/reports (report).",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    def signing_secret(self) -> bytes | None:
+        """The signing key's bytes, from the key or the key file; None when sets are unsigned."""
+        if self.signing_key is not None and self.signing_key_file is not None:
+            raise ConfigError(
+                "both VOLF_SIGNING_KEY and VOLF_SIGNING_KEY_FILE are set. Fix: set only one."
+            )
+        if self.signing_key is not None:
+            secret = self.signing_key.get_secret_value().encode()
+        elif self.signing_key_file is not None:
+            try:
+                secret = self.signing_key_file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the signing key file {self.signing_key_file} "
+                    f"({exc.strerror or exc}). Fix: check VOLF_SIGNING_KEY_FILE."
+                ) from exc
+        else:
+            return None
+        if len(secret) < MIN_KEY_BYTES:
+            raise ConfigError(
+                f"the signing key has {len(secret)} bytes; at least {MIN_KEY_BYTES} are needed. "
+                "Fix: use a random key, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`."
+            )
+        return secret
 
     @field_validator("symbol", mode="before")
     @classmethod
@@ -105,7 +179,6 @@ def build_settings(**overrides: Any) -> Settings:
         problems = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "settings"
-            flag = "--" + name.replace("_", "-")
-            env = "VOLF_" + name.upper()
-            problems.append(f"{flag} / {env}: {err['msg']} (got {err.get('input')!r})")
+            shown = "(hidden)" if "signing_key" in name else repr(err.get("input"))
+            problems.append(f"{option_names(name)}: {err['msg']} (got {shown})")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc

@@ -39,6 +39,13 @@ def price_file(symbol: str) -> str:
 VIX_FILE = "vix_daily.csv"
 PRICE_COLUMNS = ("open", "high", "low", "close")
 MAX_VIX_FILL = 3
+# Largest believable one-day factor of an adjusted close (and of high over low). The worst day
+# of US equity indices (19 Oct 1987) was x0.80, of the VIX x2.15 (5 Feb 2018); x3 leaves room
+# for any fund or index while catching unit slips, typos and ticks like 1e-300.
+MAX_DAILY_FACTOR = 3.0
+ISO_TIMESTAMP = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+UTC_OFFSET = r"[T ][\d:.]+(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2})$"
+MAX_OFFSET_SPREAD_MINUTES = 60
 # Re-download this many calendar days before the last cached row: Yahoo revises recent rows.
 REFRESH_OVERLAP_DAYS = 10
 
@@ -85,17 +92,7 @@ def validate_prices(
             f"{origin}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}. "
             "Fix: the header must be date,open,high,low,close[,adj_close][,volume]."
         )
-    dates = pd.to_datetime(df["date"], errors="coerce", format="mixed")
-    bad = dates.isna()
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
-            f"{origin}: row {i + 2} has an unparsable date {df['date'].iloc[i]!r}. "
-            "Fix: dates must be YYYY-MM-DD."
-        )
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    dates = dates.dt.normalize()
+    dates = parse_dates(df["date"], origin)
     dup = dates.duplicated()
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
@@ -131,6 +128,13 @@ def validate_prices(
                 f"{origin}: row {i + 2} ({dates.iloc[i].date()}) has no numeric {col} "
                 f"({df[col].iloc[i]!r}). Fix: fill or remove that row."
             )
+        infinite = ~np.isfinite(values)
+        if infinite.any():
+            i = int(np.flatnonzero(infinite)[0])
+            raise DataError(
+                f"{origin}: row {i + 2} ({dates.iloc[i].date()}) has a non-finite {col} "
+                f"({df[col].iloc[i]!r}). Fix: correct or remove that row."
+            )
         nonpos = values <= 0
         if nonpos.any():
             i = int(np.flatnonzero(nonpos)[0])
@@ -149,7 +153,69 @@ def validate_prices(
             )
     if "adj_close" not in out:
         out["adj_close"] = out["close"]
+    _check_plausible(out, origin)
     return out
+
+
+def parse_dates(raw: pd.Series, origin: str) -> pd.Series:
+    """ISO ``YYYY-MM-DD`` dates (a time and UTC offset may follow, as in Yahoo exports).
+
+    The trading day is the calendar date written in the row: the exchange's local date. Offsets
+    more than an hour apart (more than a daylight-saving change) mean rows from different
+    clocks, which would shift days against each other.
+    """
+    text = raw.astype(str).str.strip()
+    dates = pd.to_datetime(text.str[:10], format="%Y-%m-%d", errors="coerce")
+    bad = ~text.str.fullmatch(ISO_TIMESTAMP).to_numpy(dtype=bool) | dates.isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{origin}: row {i + 2} has an unparsable date {raw.iloc[i]!r}. "
+            "Fix: dates must be YYYY-MM-DD (ISO 8601)."
+        )
+    offsets = text.str.extract(UTC_OFFSET)
+    sign = offsets["sign"].map({"+": 1.0, "-": -1.0})
+    minutes = sign * (offsets["hours"].astype(float) * 60 + offsets["minutes"].astype(float))
+    spread = minutes.to_numpy(dtype=float)
+    if (
+        np.isfinite(spread).any()
+        and np.nanmax(spread) - np.nanmin(spread) > MAX_OFFSET_SPREAD_MINUTES
+    ):
+        lo, hi = int(np.nanargmin(spread)), int(np.nanargmax(spread))
+        raise DataError(
+            f"{origin}: mixed time zones: row {lo + 2} has {raw.iloc[lo]!r} and row {hi + 2} "
+            f"has {raw.iloc[hi]!r}. Fix: export every row with the exchange's own time zone "
+            "(or plain YYYY-MM-DD dates)."
+        )
+    return dates
+
+
+def _check_plausible(prices: pd.DataFrame, origin: str) -> None:
+    """Reject moves no traded fund makes in one day: typing errors, unit slips, bad ticks.
+
+    Adjusted closes (splits and dividends taken out) may change by at most a factor of
+    ``MAX_DAILY_FACTOR`` from one row to the next, and a day's high by at most that factor
+    over its low.
+    """
+    bound = np.log(MAX_DAILY_FACTOR)
+    adj = prices["adj_close"].to_numpy(dtype=float)
+    moves = np.abs(np.diff(np.log(adj)))
+    if (moves > bound).any():
+        i = int(np.flatnonzero(moves > bound)[0]) + 1
+        raise DataError(
+            f"{origin}: row {i + 2} ({prices.index[i].date()}) moves adj_close from {adj[i - 1]:g} "
+            f"to {adj[i]:g} in one day, beyond the plausible factor of {MAX_DAILY_FACTOR:g}. "
+            "Fix: correct that row (splits must be reflected in adj_close)."
+        )
+    if "high" in prices and "low" in prices:
+        ratio = (prices["high"] / prices["low"]).to_numpy(dtype=float)
+        if (ratio > MAX_DAILY_FACTOR).any():
+            i = int(np.flatnonzero(ratio > MAX_DAILY_FACTOR)[0])
+            raise DataError(
+                f"{origin}: row {i + 2} ({prices.index[i].date()}) has high "
+                f"{prices['high'].iloc[i]:g} over {MAX_DAILY_FACTOR:g} times its low "
+                f"{prices['low'].iloc[i]:g}. Fix: correct or remove that row."
+            )
 
 
 def read_price_csv(
@@ -165,6 +231,11 @@ def read_price_csv(
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV ({exc}). Fix: restore the file.") from exc
+    except OSError as exc:
+        raise DataError(
+            f"{path}: cannot be read ({exc.strerror or exc}). Fix: let the user running "
+            "volforecast read it (permissions, mount) or choose another --data-dir."
+        ) from exc
     return validate_prices(raw, str(path), require_ohlc=require_ohlc, today=today)
 
 

@@ -42,6 +42,8 @@ PSI_BINS = 10
 # PSI over 10 bins has a sampling bias of about (bins - 1) / n: on 30 rows it is ~0.3 with no
 # drift at all, so it only votes once the new rows are this many.
 PSI_MIN_ROWS = 100
+# Deciles of fewer training rows than this are too coarse to compare against.
+MIN_REFERENCE_ROWS = 100
 
 
 def winner(model_a_rmse: float, model_b_rmse: float) -> str:
@@ -195,7 +197,14 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame) -> FeatureDrif
     """
     psi_votes = len(current) >= PSI_MIN_ROWS
     items = {}
-    for col in reference.columns:
+    skipped = None
+    if len(reference) < MIN_REFERENCE_ROWS:
+        # E.g. --start after Model A's training period: there is nothing to compare against.
+        skipped = (
+            f"only {len(reference)} of Model A's training rows are in the data (need "
+            f"{MIN_REFERENCE_ROWS}); move --start back to cover Model A's training period"
+        )
+    for col in [] if skipped else reference.columns:
         ref, cur = reference[col].to_numpy(float), current[col].to_numpy(float)
         p = psi(ref, cur)
         ks = stats.ks_2samp(ref, cur)
@@ -213,4 +222,5 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame) -> FeatureDrif
         n_current=len(current),
         n_drifted=sum(i.drifted for i in items.values()),
         features=items,
+        skipped=skipped,
     )

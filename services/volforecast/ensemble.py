@@ -153,7 +153,7 @@ class MixingRidge(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(_as_matrix(P) @ self.coef_, dtype=np.float64)
 
 
-def default_xgb_params(seed: int) -> dict[str, Any]:
+def default_xgb_params(seed: int, n_jobs: int = 1) -> dict[str, Any]:
     # Few, shallow, heavily subsampled trees: they only correct the HAR core, and more
     # capacity fitted noise (QLIKE got worse out of sample; see the train README).
     return {
@@ -167,11 +167,11 @@ def default_xgb_params(seed: int) -> dict[str, Any]:
         "reg_lambda": 1.0,
         "tree_method": "hist",
         "random_state": seed,
-        "n_jobs": 2,
+        "n_jobs": n_jobs,
     }
 
 
-def default_lgbm_params(seed: int) -> dict[str, Any]:
+def default_lgbm_params(seed: int, n_jobs: int = 1) -> dict[str, Any]:
     return {
         "objective": "gamma",
         "n_estimators": 150,
@@ -183,7 +183,7 @@ def default_lgbm_params(seed: int) -> dict[str, Any]:
         "colsample_bytree": 0.8,
         "reg_lambda": 1.0,
         "random_state": seed,
-        "n_jobs": 2,
+        "n_jobs": n_jobs,
         # Same data and seed give the same trees, whatever the thread timing.
         "deterministic": True,
         "force_row_wise": True,
@@ -206,6 +206,7 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     horizon : purge gap (rows) between a fold's training rows and the rows it predicts.
     n_folds : number of out-of-fold blocks for the meta-learner.
     seed : random seed of both base learners.
+    n_jobs : threads of each base learner's fit (``volforecast.runtime.fit_threads``).
     meta_alpha : Ridge penalty of the meta-learner, relative to the spread of the base forecasts.
     feature_cols : names of the columns of X, in order (the HAR core is found by name).
     """
@@ -215,6 +216,7 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         horizon: int = 5,
         n_folds: int = 5,
         seed: int = 42,
+        n_jobs: int = 1,
         meta_alpha: float = 0.1,
         feature_cols: Sequence[str] = FEATURE_COLUMNS,
         xgb_params: dict[str, Any] | None = None,
@@ -223,6 +225,7 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.horizon = horizon
         self.n_folds = n_folds
         self.seed = seed
+        self.n_jobs = n_jobs
         self.meta_alpha = meta_alpha
         self.feature_cols = feature_cols
         self.xgb_params = xgb_params
@@ -235,8 +238,8 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             raise ValueError(f"feature_cols lacks the HAR core columns {missing}")
         core = [cols.index(c) for c in HAR_CORE]
         core_logs = [cols.index(c) for c in HAR_CORE_LOGS]
-        xgb_params = {**default_xgb_params(self.seed), **(self.xgb_params or {})}
-        lgbm_params = {**default_lgbm_params(self.seed), **(self.lgbm_params or {})}
+        xgb_params = {**default_xgb_params(self.seed, self.n_jobs), **(self.xgb_params or {})}
+        lgbm_params = {**default_lgbm_params(self.seed, self.n_jobs), **(self.lgbm_params or {})}
         return (
             HARBoostRegressor(xgb.XGBRegressor(**xgb_params), core, core_logs),
             HARBoostRegressor(lgb.LGBMRegressor(**lgbm_params), core, core_logs),

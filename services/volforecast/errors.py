@@ -49,6 +49,11 @@ class LockTimeoutError(VolforecastError):
     exit_code = 7
 
 
+class LockLostError(LockTimeoutError):
+    """The lock file was removed or replaced while this run held it: another run may be
+    writing, so this one stops before its commit."""
+
+
 class StorageError(VolforecastError):
     """The models or data directory cannot be written (permissions, full disk)."""
 

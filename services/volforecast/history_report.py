@@ -19,7 +19,6 @@ import pandas as pd
 
 from volforecast.artifacts import (
     MONITORING_HISTORY,
-    TRAINING_HISTORY,
     CurrentModels,
     ModelsDirectory,
     write_outputs,
@@ -160,11 +159,12 @@ def run_report(
     now: dt.datetime | None = None,
 ) -> ReportResult:
     now = now or dt.datetime.now(dt.UTC)
-    models = ModelsDirectory(settings.models_dir)
-    with models.lock(settings.lock_timeout, purpose="report"):
-        training = models.read_history(TRAINING_HISTORY, TrainingRecord)
-        monitoring = models.read_history(MONITORING_HISTORY, MonitoringRecord)
-        current = models.load_current()
+    models = ModelsDirectory.for_settings(settings)
+    # No lock: committed sets are immutable and histories append-only, so report works on a
+    # read-only models volume (with --output elsewhere).
+    current = models.load_current()
+    training = models.training_history(current.record)
+    monitoring = models.read_history(MONITORING_HISTORY, MonitoringRecord)
     summary = summarize(training, monitoring, current.run_id)
     progress(f"{len(training)} training runs, {len(monitoring)} monitoring runs")
     images: dict[str, bytes] = {}

@@ -58,47 +58,53 @@ def run_monitor(
     now: dt.datetime | None = None,
 ) -> MonitorResult:
     now = now or dt.datetime.now(dt.UTC)
-    models = ModelsDirectory(settings.models_dir)
+    models = ModelsDirectory.for_settings(settings)
+    # Reading and scoring need no lock and no write access; only the append does.
+    current = models.load_current()
+    dual = current.dual
+    progress(
+        f"monitoring model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})"
+    )
+    if settings.horizon != dual.horizon:
+        log.warning(
+            "using the models' horizon of %d days, not --horizon %d",
+            dual.horizon,
+            settings.horizon,
+        )
+    market = load_market_data(settings, downloader=downloader, today=now.date())
+    data = labeled(build_dataset(market.frame, dual.horizon))
+    fresh = new_rows(data, current)
+    if fresh.empty:
+        raise NoNewDataError(
+            f"no labeled rows after {dual.model_b.training_date_end} in {market.source} "
+            f"(data ends {market.last_date}; a row needs {dual.horizon} later trading days "
+            "for its target). Fix: run monitor after more trading days, or check --as-of."
+        )
+    cols = list(current.model_a["feature_cols"])
+    pred_a = predict_artifact(current.model_a, fresh[cols])
+    pred_b = predict_artifact(current.model_b, fresh[cols])
+    progress(
+        f"scoring both models on {len(fresh)} new rows {fresh.index[0].date()}..{fresh.index[-1].date()}"
+    )
+    wins = rules.windows(fresh[TARGET], pred_a, pred_b)
+    comp = rules.comparison(wins)
+    drift = rules.drift(comp.model_a_rmse, current.validation.validation_rmse)
+    a = dual.model_a
+    reference = data.loc[
+        (data.index >= pd.Timestamp(a.training_date_start))
+        & (data.index <= pd.Timestamp(a.training_date_end)),
+        cols,
+    ]
+    features = rules.feature_drift(reference, fresh[cols])
+    if features.skipped:
+        log.warning("feature drift not computed: %s", features.skipped)
     with models.lock(settings.lock_timeout, purpose="monitor"):
-        current = models.load_current()
-        dual = current.dual
-        progress(
-            f"monitoring model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})"
-        )
-        if settings.horizon != dual.horizon:
-            log.warning(
-                "using the models' horizon of %d days, not --horizon %d",
-                dual.horizon,
-                settings.horizon,
-            )
-        market = load_market_data(settings, downloader=downloader, today=now.date())
-        data = labeled(build_dataset(market.frame, dual.horizon))
-        fresh = new_rows(data, current)
-        if fresh.empty:
-            raise NoNewDataError(
-                f"no labeled rows after {dual.model_b.training_date_end} in {market.source} "
-                f"(data ends {market.last_date}; a row needs {dual.horizon} later trading days "
-                "for its target). Fix: run monitor after more trading days, or check --as-of."
-            )
-        cols = list(current.model_a["feature_cols"])
-        pred_a = predict_artifact(current.model_a, fresh[cols])
-        pred_b = predict_artifact(current.model_b, fresh[cols])
-        progress(
-            f"scoring both models on {len(fresh)} new rows {fresh.index[0].date()}..{fresh.index[-1].date()}"
-        )
-        wins = rules.windows(fresh[TARGET], pred_a, pred_b)
-        comp = rules.comparison(wins)
-        drift = rules.drift(comp.model_a_rmse, current.validation.validation_rmse)
+        models.recover(settings.archive_keep)
+        # Read under the lock: the consecutive-run rules need every earlier run.
         history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
         advice = rules.retraining(
             drift.model_a_drift_pct, comp.model_b_win_rate, _past_runs(history, dual.run_id)
         )
-        a = dual.model_a
-        reference = data.loc[
-            (data.index >= pd.Timestamp(a.training_date_start))
-            & (data.index <= pd.Timestamp(a.training_date_end)),
-            cols,
-        ]
         record = MonitoringRecord(
             timestamp=now.isoformat(),
             monitoring_date=settings.as_of or now.date(),
@@ -117,7 +123,8 @@ def run_monitor(
             as_of=settings.as_of,
             data_source=market.source,
             retraining=advice,
-            feature_drift=rules.feature_drift(reference, fresh[cols]),
+            feature_drift=features,
         )
+        models.assert_lock_held()
         models.append_history(MONITORING_HISTORY, record)
     return MonitorResult(record=record)

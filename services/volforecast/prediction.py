@@ -52,10 +52,10 @@ def run_predict(
     now: dt.datetime | None = None,
 ) -> Forecast:
     now = now or dt.datetime.now(dt.UTC)
-    models = ModelsDirectory(settings.models_dir)
-    with models.lock(settings.lock_timeout, purpose="predict"):
-        current = models.load_current()
-        history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
+    models = ModelsDirectory.for_settings(settings)
+    # No lock: a committed set is immutable, so predict works on a read-only models volume.
+    current = models.load_current()
+    history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
     label, why = choose_model(current, history, requested)
     artifact = current.model_a if label == "A" else current.model_b
     info = current.dual.model_a if label == "A" else current.dual.model_b

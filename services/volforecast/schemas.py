@@ -8,15 +8,30 @@ Models allow unknown keys on read so that files written by a newer version stay 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FORMAT_VERSION = 1
+
+# Numbers a decision depends on (drift divides by the validation RMSE) are range-checked on
+# read and on write: a NaN or a negative RMSE in a baseline is a corrupt file, not a value.
+PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFinite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+RSquared = Annotated[float, Field(le=1, allow_inf_nan=False)]
+Count = Annotated[int, Field(gt=0)]
+SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+def _ordered(*pairs: tuple[str, dt.date, dt.date, bool]) -> None:
+    """Each (label, first, second, strict): first <= second (first < second when strict)."""
+    for label, first, second, strict in pairs:
+        if first > second or (strict and first == second):
+            raise ValueError(f"dates out of order: {label} ({first} vs {second})")
 
 
 # --------------------------------------------------------------------------- training side
@@ -28,52 +43,84 @@ class DateRange(_Model):
     val_start: dt.date
     val_end: dt.date
 
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        _ordered(
+            ("train_start <= train_end", self.train_start, self.train_end, False),
+            ("train_end < val_start", self.train_end, self.val_start, True),
+            ("val_start <= val_end", self.val_start, self.val_end, False),
+        )
+        return self
+
 
 class ValidationBaseline(_Model):
     """``validation_baseline.json``: Model A's validation metrics, the monitor's drift baseline."""
 
-    validation_rmse: float
-    validation_mae: float
-    validation_r2: float
+    validation_rmse: PositiveFinite
+    validation_mae: PositiveFinite
+    validation_r2: RSquared
     timestamp: str
-    train_val_split: float
+    train_val_split: float = Field(gt=0, lt=1)
     date_range: DateRange
     # added
     run_id: str
-    horizon: int
-    purge_rows: int
-    validation_samples: int
-    model_sha256: str = Field(description="SHA-256 of model_90pct.pkl of the same run")
+    horizon: Count
+    purge_rows: int = Field(ge=0)
+    validation_samples: Count
+    model_sha256: str = Field(
+        pattern=SHA256_HEX, description="SHA-256 of model_90pct.pkl of the same run"
+    )
     format_version: int = FORMAT_VERSION
 
 
 class ModelAInfo(_Model):
-    training_samples: int
+    training_samples: Count
     training_date_start: dt.date
     training_date_end: dt.date
-    validation_rmse: float
-    validation_mae: float
-    validation_r2: float
-    validation_samples: int
+    validation_rmse: PositiveFinite
+    validation_mae: PositiveFinite
+    validation_r2: RSquared
+    validation_samples: Count
     # added
     validation_date_start: dt.date
     validation_date_end: dt.date
-    sha256: str
+    sha256: str = Field(pattern=SHA256_HEX)
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        _ordered(
+            ("training start <= end", self.training_date_start, self.training_date_end, False),
+            ("training end < validation start", self.training_date_end,
+             self.validation_date_start, True),
+            ("validation start <= end", self.validation_date_start, self.validation_date_end,
+             False),
+        )  # fmt: skip
+        return self
 
 
 class ModelBInfo(_Model):
-    training_samples: int
+    training_samples: Count
     training_date_start: dt.date
     training_date_end: dt.date
-    test_samples: int
+    test_samples: Count
     test_date_start: dt.date
     test_date_end: dt.date
-    test_rmse: float
-    test_mae: float
-    test_r2: float
+    test_rmse: PositiveFinite
+    test_mae: PositiveFinite
+    # R² on 30 rows can be far below zero, but never above one or NaN.
+    test_r2: RSquared
     note: str = "Model B held out last 30 samples for testing"
     # added
-    sha256: str
+    sha256: str = Field(pattern=SHA256_HEX)
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        _ordered(
+            ("training start <= end", self.training_date_start, self.training_date_end, False),
+            ("training end < test start", self.training_date_end, self.test_date_start, True),
+            ("test start <= end", self.test_date_start, self.test_date_end, False),
+        )
+        return self
 
 
 class DualModelBaseline(_Model):
@@ -84,11 +131,35 @@ class DualModelBaseline(_Model):
     model_b: ModelBInfo
     # added
     run_id: str
-    horizon: int
-    purge_rows: int
-    feature_cols: list[str]
+    horizon: Count
+    purge_rows: int = Field(ge=0)
+    feature_cols: list[str] = Field(min_length=1)
     data_source: str
     data_end: dt.date
+    format_version: int = FORMAT_VERSION
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        _ordered(
+            ("model A training start <= model B's", self.model_a.training_date_start,
+             self.model_b.training_date_start, False),
+            ("model B test end <= data end", self.model_b.test_date_end, self.data_end, False),
+        )  # fmt: skip
+        return self
+
+
+class Manifest(_Model):
+    """``manifest.json`` of one set: every other file of the set with its SHA-256.
+
+    The integrity check covers everything a decision depends on (both pickles, both
+    baselines, the training record); with a signing key, ``manifest.sig`` holds the
+    HMAC-SHA256 of this file's bytes.
+    """
+
+    run_id: str
+    created_at: str
+    files: dict[str, Annotated[str, Field(pattern=SHA256_HEX)]]
+    signature: Literal["none", "hmac-sha256"]
     format_version: int = FORMAT_VERSION
 
 
@@ -171,6 +242,7 @@ class FeatureDrift(_Model):
     n_current: int
     n_drifted: int
     features: dict[str, FeatureDriftItem]
+    skipped: str | None = Field(None, description="why no feature was tested, if none was")
 
 
 class MonitoringRecord(_Model):

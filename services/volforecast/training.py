@@ -17,7 +17,6 @@ from volforecast.artifacts import (
     DUAL_FILE,
     MODEL_A_FILE,
     MODEL_B_FILE,
-    TRAINING_HISTORY,
     VALIDATION_FILE,
     ModelsDirectory,
     serialize_model,
@@ -29,6 +28,7 @@ from volforecast.ensemble import Progress, StackedEnsemble
 from volforecast.errors import DataError
 from volforecast.evaluation import Scores, Split, model_a_split, model_b_split, score
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
+from volforecast.runtime import fit_threads
 from volforecast.schemas import (
     DateRange,
     DualModelBaseline,
@@ -72,7 +72,9 @@ def new_run_id(now: dt.datetime) -> str:
 
 def make_ensemble(settings: Settings) -> StackedEnsemble:
     """The ensemble both ``train`` and ``evaluate`` fit: one place, so they cannot differ."""
-    return StackedEnsemble(horizon=settings.horizon, seed=settings.seed)
+    return StackedEnsemble(
+        horizon=settings.horizon, seed=settings.seed, n_jobs=fit_threads(settings.threads)
+    )
 
 
 def fit_on_split(
@@ -223,14 +225,14 @@ def run_train(
     """Train under the models-directory lock and publish the set; nothing changes on failure."""
     now = now or dt.datetime.now(dt.UTC)
     run_id = new_run_id(now)
-    models = ModelsDirectory(settings.models_dir)
-    with models.lock(settings.lock_timeout, purpose="train"):
+    models = ModelsDirectory.for_settings(settings)
+    with models.lock(settings.lock_timeout, purpose="train", create=True):
+        models.recover(settings.archive_keep)
         progress(f"training run {run_id}")
         market = load_market_data(settings, downloader=downloader, today=now.date())
         for note in market.notes:
             progress(note)
         result, blobs = train_models(market, settings, run_id, now, progress)
         progress(f"writing the model set to {settings.models_dir}")
-        models.publish(run_id, blobs, keep=settings.archive_keep)
-        models.append_history(TRAINING_HISTORY, result.record)
+        models.commit(run_id, blobs, result.record, keep=settings.archive_keep)
     return result
