@@ -52,6 +52,7 @@ from volforecast.errors import (
     LockLostError,
     LockTimeoutError,
     StorageError,
+    VolforecastError,
 )
 from volforecast.runtime import signals_deferred
 from volforecast.schemas import DualModelBaseline, Manifest, TrainingRecord, ValidationBaseline
@@ -333,29 +334,28 @@ class ModelsDirectory:
             self.assert_lock_held()
             self._adopt_legacy_files()
             self._point_at(run_id)
-        except (OSError, LockLostError) as exc:
-            self._undo_switch(previous, final)
-            if isinstance(exc, LockLostError):
-                raise
-            raise _storage_error("switch to the new model set in", self.root, exc) from exc
-        try:
             self.append_history(TRAINING_HISTORY, record)
-        except StorageError as exc:
+        except (OSError, VolforecastError) as exc:
+            failure = (
+                exc
+                if isinstance(exc, VolforecastError)
+                else _storage_error("switch to the new model set in", self.root, exc)
+            )
             try:
                 self._undo_switch(previous, final)
             except OSError as undo_exc:
+                if self.current_run_id() != run_id:
+                    raise failure from exc  # the switch never happened: nothing to undo
                 raise StorageError(
-                    f"{exc}".replace(
+                    str(failure).replace(
                         "nothing was changed.",
                         f"the new set {run_id} is live but its training-history line is missing "
                         f"(undoing the switch failed too: {undo_exc.strerror or undo_exc}); the "
                         "next train or monitor run adds the line from the set.",
                     )
                 ) from exc
-            raise StorageError(
-                f"{exc} (set {run_id} was withdrawn; "
-                + (f"set {previous} stays current)" if previous else "no set is current)")
-            ) from exc
+            kept = f"set {previous} stays current" if previous else "no set is current"
+            raise type(failure)(f"{failure} (set {run_id} was withdrawn; {kept}.)") from exc
 
     def _point_at(self, run_id: str) -> None:
         _replace_symlink(self.root / CURRENT, f"{SETS_DIR}/{run_id}")
@@ -656,6 +656,11 @@ class ModelsDirectory:
 
 
 def _first_line(exc: Exception) -> str:
+    """A one-line cause: each pydantic error as ``field: message``, else the first line."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors()
+        )
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
