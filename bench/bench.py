@@ -6,18 +6,27 @@ own rusage.
 
     python bench/bench.py --data-dir ../shared/data            # train, monitor, evaluate
     python bench/bench.py --data-dir ../shared/data --skip-evaluate
+    python bench/bench.py --data-dir ../shared/data --contention 3 --repeat 3
+
+``--contention N`` measures train idle and beside N busy processes (pure-Python spin loops,
+as a crowded cron host has), alternating so that both see the same machine, with OpenMP's
+passive waiting (volforecast's default) and with spin-waiting (OpenMP's own default) for
+comparison. It prints each run and the ratio of median contended to median idle wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -46,6 +55,42 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
+@contextlib.contextmanager
+def _busy(n: int) -> Iterator[None]:
+    """``n`` processes that each keep one CPU busy until the block ends."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.5)  # let them get going
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def contention(exe: str, common: list[str], env: dict[str, str], n: int, repeat: int) -> int:
+    print(f"train beside {n} busy processes vs idle, {repeat} alternating run(s) each")
+    print(f"{'OpenMP wait':<13}{'load':<8}{'wall s':>10}{'exit':>6}")
+    walls: dict[tuple[str, str], list[float]] = {}
+    failed = 0
+    for _ in range(repeat):
+        for policy in ("PASSIVE", "ACTIVE"):
+            for load in ("idle", f"{n} busy"):
+                run_env = {**env, "OMP_WAIT_POLICY": policy}
+                with _busy(n if load != "idle" else 0):
+                    wall, _, code = _run([exe, "train", *common], run_env)
+                failed |= code != 0
+                walls.setdefault((policy, load), []).append(wall)
+                print(f"{policy:<13}{load:<8}{wall:>10.1f}{code:>6}", flush=True)
+    for policy in ("PASSIVE", "ACTIVE"):
+        idle = statistics.median(walls[(policy, "idle")])
+        busy = statistics.median(walls[(policy, f"{n} busy")])
+        note = " (default)" if policy == "PASSIVE" else " (OpenMP's own default)"
+        print(f"{policy}{note}: median idle {idle:.1f} s, beside {n} busy {busy:.1f} s, "
+              f"ratio {busy / idle:.2f}x")  # fmt: skip
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -53,18 +98,29 @@ def main() -> int:
     )
     parser.add_argument("--skip-evaluate", action="store_true", help="only train and monitor")
     parser.add_argument("--repeat", type=int, default=1, help="runs of train and monitor")
+    parser.add_argument(
+        "--contention",
+        type=int,
+        metavar="N",
+        default=0,
+        help="time train idle vs beside N busy processes (and nothing else)",
+    )
     args = parser.parse_args()
 
     exe = shutil.which("volforecast") or str(Path(sys.executable).with_name("volforecast"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOLF_")}
     work = Path(tempfile.mkdtemp(prefix="volf-bench-"))
     common = ["--source", "csv", "--data-dir", args.data_dir, "--models-dir", str(work / "m")]
+    print(f"machine: {os.cpu_count()} CPUs ({_cpu()}), Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}")  # fmt: skip
+    if args.contention:
+        code = contention(exe, common, env, args.contention, args.repeat)
+        shutil.rmtree(work, ignore_errors=True)
+        return code
     jobs = [("train", [exe, "train", *common])] * args.repeat
     jobs += [("monitor", [exe, "monitor", *common])] * args.repeat
     if not args.skip_evaluate:
         jobs.append(("evaluate", [exe, "evaluate", *common, "--output", str(work / "e")]))
-    print(f"machine: {os.cpu_count()} CPUs ({_cpu()}), Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}")  # fmt: skip
     print(f"{'command':<10}{'wall s':>10}{'peak MiB':>12}{'exit':>6}")
     failed = 0
     for name, cmd in jobs:

@@ -151,3 +151,9 @@ def test_scheduler_runs_the_same_schedule_as_the_crontab():
     for name in ("train", "monitor", "report"):
         assert jobs[name]["command"] == f"volforecast {name}"
         assert jobs[name]["schedule"] == cron[name]
+
+
+@pytest.mark.parametrize("service", ["train", "monitor"])
+def test_service_image_makes_openmp_threads_wait_passively(service):
+    dockerfile = (ROOT / "services" / service / "Dockerfile").read_text()
+    assert re.search(r"^\s+OMP_WAIT_POLICY=PASSIVE", dockerfile, re.MULTILINE)
