@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -55,25 +56,70 @@ def test_compose_file_is_valid_for_docker_compose():
     )
 
 
-def _final_entrypoint(dockerfile: Path, target: str) -> list[str]:
-    text = dockerfile.read_text()
-    stage = text.split(f" AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
-    match = re.search(r"^ENTRYPOINT (\[.*\])$", stage, re.MULTILINE)
-    assert match, f"no ENTRYPOINT in stage {target} of {dockerfile}"
-    return yaml.safe_load(match.group(1))
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_csv_override_merges_into_a_csv_source_on_its_own_mount(tmp_path):
+    files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "docker-compose.csv.yml")]
+    merged = subprocess.run(
+        ["docker-compose", *files, "config"],
+        env={**os.environ, "VOLF_CSV_DIR": str(tmp_path)},
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    monitor = yaml.safe_load(merged)["services"]["monitor"]
+    assert monitor["environment"]["VOLF_DATA_SOURCE"] == "csv"
+    assert monitor["environment"]["VOLF_DATA_DIR"] == "/csv"
+    targets = sorted(str(v).split(":")[1] if isinstance(v, str) else v["target"]
+                     for v in monitor["volumes"])  # fmt: skip
+    assert targets == ["/csv", "/data", "/models"]
 
 
-@pytest.mark.parametrize("service", ["train", "monitor"])
-def test_service_image_runs_the_cli_subcommand(compose, service):
-    build = compose["services"][service]["build"]
-    dockerfile = ROOT / build["dockerfile"]
-    text = dockerfile.read_text()
-    assert text.startswith("#") and "FROM python:3.11-slim AS base" in text
-    assert "python -m venv /opt/venv" in text and "USER volf" in text and "libgomp1" in text
-    entry = _final_entrypoint(dockerfile, build["target"])
-    assert entry == ["python", f"/app/services/{service}/main.py"]
-    main_py = (ROOT / "services" / service / "main.py").read_text()
-    assert f'main(["{service}", *sys.argv[1:]])' in main_py
+DOCKERFILE = ROOT / "services" / "Dockerfile"
+
+
+def test_every_service_runs_the_one_image_with_its_own_entry_point(compose):
+    services = compose["services"]
+    for name in ("train", "monitor", "scheduler"):
+        assert services[name]["build"] == {"context": ".", "dockerfile": "services/Dockerfile"}
+        assert services[name]["image"] == "volforecast:latest"
+    for name in ("train", "monitor"):
+        assert services[name]["entrypoint"] == ["python", f"/app/services/{name}/main.py"]
+        main_py = (ROOT / "services" / name / "main.py").read_text()
+        assert f'main(["{name}", *sys.argv[1:]])' in main_py
+    assert services["scheduler"]["entrypoint"] == ["/app/services/scheduler/entrypoint.sh"]
+
+
+def test_image_is_multi_stage_with_only_runtime_trees_in_the_final_stage():
+    text = DOCKERFILE.read_text()
+    build, final = text.split("\nFROM python:3.11-slim\n")
+    assert "FROM python:3.11-slim AS build" in build and "pip install" in build
+    assert "-name tests" in build and "uninstall" in build  # pruned before the copy
+    assert "pip install" not in final  # the final stage installs nothing from PyPI
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+    assert "USER volf" in final and "libgomp1" in final
+    assert re.search(r"^\s+OMP_WAIT_POLICY=PASSIVE", final, re.MULTILINE)
+    assert 'ENTRYPOINT ["volforecast"]' in final
+
+
+def test_csv_override_mounts_the_folder_apart_from_the_data_volume():
+    override = yaml.safe_load((ROOT / "docker-compose.csv.yml").read_text())
+    for name in ("train", "monitor", "scheduler"):
+        service = override["services"][name]
+        assert service["environment"] == {"VOLF_DATA_SOURCE": "csv", "VOLF_DATA_DIR": "/csv"}
+        [mount] = service["volumes"]
+        assert mount.endswith(":/csv:ro")  # never over /data, where the named volume is
+
+
+def test_scheduler_entry_point_lists_its_jobs_before_starting_yacron(tmp_path):
+    done = subprocess.run(
+        ["sh", str(ROOT / "services" / "scheduler" / "entrypoint.sh")],
+        env={"PATH": "/usr/bin:/bin", "VOLF_YACRON": "echo",
+             "VOLF_SCHEDULER_CONFIG": str(ROOT / "services" / "scheduler" / "yacron.yml")},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("volforecast scheduler starting")
+    assert lines[1:4] == ['  train: "0 6 * * 0"', '  monitor: "30 18 * * 1-5"',
+                          '  report: "45 18 * * 1-5"']  # fmt: skip
+    assert lines[4].startswith("-c ")  # then it hands over to yacron
 
 
 def test_service_entry_point_runs_the_command(monkeypatch, tmp_path):
@@ -129,9 +175,11 @@ def test_crontab_lines_parse_and_run_compose_without_tty_and_overlap():
             _valid_cron_field(f, lo, hi)
             for f, (lo, hi) in zip(fields, CRON_FIELD_RANGES, strict=True)
         )
-        assert "docker compose run --rm -T" in command and "flock -n" in command
+        assert "$COMPOSE run --rm -T" in command and "flock -n" in command
     names = {m.group(1) for _, cmd in jobs if (m := re.search(JOB_NAME, cmd))}
     assert names == {"train", "monitor", "report"}
+    # One line works with compose v1 and v2: the command is a variable set in the file.
+    assert re.search(r"^COMPOSE=docker-compose$", text, re.MULTILINE)
 
 
 def test_cron_field_validator_rejects_out_of_range_values():
@@ -151,9 +199,3 @@ def test_scheduler_runs_the_same_schedule_as_the_crontab():
     for name in ("train", "monitor", "report"):
         assert jobs[name]["command"] == f"volforecast {name}"
         assert jobs[name]["schedule"] == cron[name]
-
-
-@pytest.mark.parametrize("service", ["train", "monitor"])
-def test_service_image_makes_openmp_threads_wait_passively(service):
-    dockerfile = (ROOT / "services" / service / "Dockerfile").read_text()
-    assert re.search(r"^\s+OMP_WAIT_POLICY=PASSIVE", dockerfile, re.MULTILINE)

@@ -4,10 +4,12 @@ errors to exit codes. All work lives in the library modules."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from volforecast import __version__
 from volforecast.config import SETTING_FLAGS, Settings, build_settings
@@ -69,25 +71,43 @@ def _progress() -> Callable[[str], None]:
 
 def _cmd_train(settings: Settings, _args: argparse.Namespace) -> int:
     from volforecast.reporting import training_summary
+    from volforecast.telemetry import train_registry
     from volforecast.training import run_train
 
     _spy_only(settings, "train")
+    started = time.monotonic()
     result = run_train(settings, _progress())
     print(training_summary(result.record))
+    _publish(settings, "train", train_registry, result.record, started)
     return 0
 
 
 def _cmd_monitor(settings: Settings, _args: argparse.Namespace) -> int:
     from volforecast.monitoring import run_monitor
     from volforecast.reporting import monitoring_summary
+    from volforecast.telemetry import monitor_registry
 
     _spy_only(settings, "monitor")
+    started = time.monotonic()
     result = run_monitor(settings, _progress())
     print(monitoring_summary(result.record))
+    _publish(settings, "monitor", monitor_registry, result.record, started)
     if settings.fail_on_retrain and result.record.retraining.action == "retrain_now":
         log.warning("retraining is advised; exiting %d (--fail-on-retrain)", EXIT_RETRAIN_ADVISED)
         return EXIT_RETRAIN_ADVISED
     return 0
+
+
+def _publish(
+    settings: Settings, command: str, build: Callable[..., Any], record: Any, started: float
+) -> None:
+    """Metrics of a successful run, when a metrics file or a Pushgateway is configured."""
+    if settings.metrics_file is None and not settings.pushgateway_url:
+        return
+    from volforecast.telemetry import publish
+
+    registry = build(record, settings.symbol, time.monotonic() - started, time.time())
+    publish(registry, f"volforecast_{command}", settings.metrics_file, settings.pushgateway_url)
 
 
 def _cmd_evaluate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -143,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         "ensembles and write them with their baselines to the models directory.",
     )
     train.set_defaults(
-        handler=_cmd_train, settings_fields=_add_settings(train, [*COMMON_FLAGS, "--archive-keep"])
+        handler=_cmd_train,
+        settings_fields=_add_settings(train, [*COMMON_FLAGS, "--archive-keep", "--metrics-file"]),
     )
 
     monitor = sub.add_parser(
@@ -155,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     monitor.set_defaults(
         handler=_cmd_monitor,
-        settings_fields=_add_settings(monitor, [*COMMON_FLAGS, "--fail-on-retrain"]),
+        settings_fields=_add_settings(
+            monitor, [*COMMON_FLAGS, "--fail-on-retrain", "--metrics-file"]
+        ),
     )
 
     predict = sub.add_parser(
@@ -209,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stop_on_signals():
             settings = build_settings(**overrides)
             _setup_logging(settings.log_level)
+            settings.check_as_of(dt.datetime.now(dt.UTC).date())
             code: int = args.handler(settings, args)
         return code
     except VolforecastError as exc:

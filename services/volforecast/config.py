@@ -46,6 +46,7 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--refit-every": ("refit_every", {"type": int, "metavar": "DAYS"}),
     "--output": ("output_dir", {"metavar": "DIR"}),
     "--symbol": ("symbol", {"metavar": "TICKER"}),
+    "--metrics-file": ("metrics_file", {"metavar": "FILE"}),
 }
 
 
@@ -127,6 +128,27 @@ class Settings(BaseSettings):
         "(evaluate) or <models_dir>/reports (report).",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    metrics_file: Path | None = Field(
+        None,
+        description="train/monitor: after a successful run, write its metrics to this file "
+        "(Prometheus text format, for node_exporter's textfile collector); one file per "
+        "command.",
+    )
+    pushgateway_url: str | None = Field(
+        None,
+        description="train/monitor: after a successful run, push its metrics to this "
+        "Prometheus Pushgateway (e.g. http://pushgateway:9091).",
+    )
+
+    def check_as_of(self, today: dt.date) -> None:
+        """A replay day must not be in the future: data cannot exist yet, and history lines
+        would carry a date that has not happened. One day of slack for time zones ahead of UTC."""
+        if self.as_of is not None and self.as_of > today + dt.timedelta(days=1):
+            raise ConfigError(
+                f"{option_names('as_of')} {self.as_of} is after today ({today}, UTC): a replay "
+                "cannot look into the future. Fix: give a past day, or leave it unset to use "
+                "all data."
+            )
 
     def signing_secret(self) -> bytes | None:
         """The signing key's bytes, from the key or the key file; None when sets are unsigned."""

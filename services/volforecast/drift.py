@@ -120,6 +120,22 @@ def recommendation(model_b_win_rate: float, drift_percent: float) -> str:
     return USE_A
 
 
+def recommendation_reason(model_b_win_rate: float, drift_percent: float) -> str:
+    """The rule that decided ``recommendation``, in words."""
+    rate = f"Model B won {model_b_win_rate:.0f}% of windows"
+    if recommendation(model_b_win_rate, drift_percent) == USE_B:
+        return (
+            f"{rate} (>= {SWITCH_WIN_RATE_PCT:.0f}%) and drift {drift_percent:.1f}% is below "
+            f"{DRIFT_RETRAIN_PCT:.0f}%"
+        )
+    if model_b_win_rate >= SWITCH_WIN_RATE_PCT:
+        return (
+            f"{rate}, but drift {drift_percent:.1f}% is not below {DRIFT_RETRAIN_PCT:.0f}%: "
+            "the rule switches to Model B only while drift stays below it"
+        )
+    return f"{rate} (fewer than {SWITCH_WIN_RATE_PCT:.0f}%): Model A stays"
+
+
 @dataclass(frozen=True)
 class PastRun:
     """What the consecutive-run rules need from an earlier monitoring run of the same models."""

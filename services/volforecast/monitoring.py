@@ -118,6 +118,9 @@ def run_monitor(
             drift=drift,
             comparison=comp,
             recommendation=rules.recommendation(comp.model_b_win_rate, drift.model_a_drift_pct),
+            recommendation_reason=rules.recommendation_reason(
+                comp.model_b_win_rate, drift.model_a_drift_pct
+            ),
             windows=wins,
             models_run_id=dual.run_id,
             as_of=settings.as_of,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import matplotlib
 
@@ -16,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from volforecast.features import ANNUALIZED_PCT
@@ -56,6 +58,23 @@ def cumulative_loss_difference(differences: Mapping[str, pd.Series], title: str)
     return _png(fig)
 
 
+# A single run (or runs within a day) would leave matplotlib to invent a span of years.
+MIN_TIME_SPAN = pd.Timedelta(days=7)
+
+
+def _time_axis(ax: Axes, timestamps: pd.DatetimeIndex) -> None:
+    """Scale the x axis to the data: at least a week around runs that are close together."""
+    if len(timestamps) == 0:
+        return
+    first, last = timestamps.min(), timestamps.max()
+    if last - first < MIN_TIME_SPAN:
+        middle = first + (last - first) / 2
+        # Matplotlib converts dates on a date axis; its stubs only admit floats.
+        left, right = middle - MIN_TIME_SPAN / 2, middle + MIN_TIME_SPAN / 2
+        ax.set_xlim(cast(float, left), cast(float, right))
+    ax.figure.autofmt_xdate()
+
+
 def drift_over_time(
     timestamps: pd.DatetimeIndex, drift_pct: Sequence[float], thresholds: Sequence[float]
 ) -> bytes:
@@ -65,6 +84,7 @@ def drift_over_time(
         ax.axhline(level, color=color, ls="--", lw=0.9, label=f"{level:g}% threshold")
     ax.set_ylabel("RMSE drift vs validation (%)")
     ax.set_title("Drift of Model A over monitoring runs")
+    _time_axis(ax, timestamps)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _png(fig)
@@ -76,6 +96,7 @@ def rmse_over_time(timestamps: pd.DatetimeIndex, series: Mapping[str, Sequence[f
         ax.plot(timestamps, values, marker="o", lw=1.0, label=label)
     ax.set_ylabel("RMSE (daily volatility)")
     ax.set_title("Model A and Model B RMSE on new data")
+    _time_axis(ax, timestamps)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _png(fig)

@@ -47,7 +47,8 @@ def monitoring_summary(record: MonitoringRecord) -> str:
             if fd.n_drifted
             else ""
         ),
-        f"Recommendation: {record.recommendation}",
+        f"Recommendation: {record.recommendation}"
+        + (f" ({record.recommendation_reason})" if record.recommendation_reason else ""),
         f"Retraining: {record.retraining.action}"
         + "".join(f"\n  - {reason}" for reason in record.retraining.reasons),
     ]

@@ -258,6 +258,7 @@ class MonitoringRecord(_Model):
     recommendation: Literal["USE MODEL A (90%)", "USE MODEL B (ALL-30)"]
     windows: list[Window]
     # added
+    recommendation_reason: str | None = Field(None, description="the rule that decided it")
     models_run_id: str
     as_of: dt.date | None
     data_source: str
