@@ -3,6 +3,7 @@ scaled to their data."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib.dates as mdates
@@ -50,7 +51,7 @@ def test_recommendation_reason_names_the_win_rate_when_it_is_short():
 def test_monitor_prints_the_rule_behind_its_recommendation(project: Path, capsys):
     assert main(cli_args(project, "monitor")) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("Recommendation"))
-    assert "(Model B won" in line
+    assert re.match(r"Recommendation: USE MODEL [AB] \([^)]*\): Model B won \d+% of windows", line)
 
 
 def test_time_axis_of_a_single_run_spans_one_week_around_it():

@@ -48,7 +48,7 @@ def monitoring_summary(record: MonitoringRecord) -> str:
             else ""
         ),
         f"Recommendation: {record.recommendation}"
-        + (f" ({record.recommendation_reason})" if record.recommendation_reason else ""),
+        + (f": {record.recommendation_reason}" if record.recommendation_reason else ""),
         f"Retraining: {record.retraining.action}"
         + "".join(f"\n  - {reason}" for reason in record.retraining.reasons),
     ]
