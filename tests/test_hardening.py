@@ -357,6 +357,24 @@ def test_13_config_error_names_the_real_flag(project: Path, monkeypatch, capsys)
     assert option_names("output_dir") == "--output / VOLF_OUTPUT_DIR"
 
 
+# ------------------------------------------------------------------ 14: parallel reports
+
+
+def test_14_parallel_reports_into_one_output_directory_all_succeed(project: Path, tmp_path: Path):
+    out = tmp_path / "same"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLF_")}
+    command = [sys.executable, "-m", "volforecast.cli",
+               *cli_args(project, "report", "--output", str(out), "--log-level", "WARNING")]  # fmt: skip
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(8)
+    ]
+    errors = [p.communicate()[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errors
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp-")]
+    assert json.loads((out / "report.json").read_text())["summary"]["training_runs"] == 1
+
+
 # ------------------------------------------------------------------ 15: a removed lock file
 
 
@@ -438,23 +456,37 @@ def test_predict_and_report_work_on_a_read_only_models_volume(
 # ------------------------------------------------------------------ SIGTERM
 
 
+# A train whose fit announces itself and then takes as long as needed: the signal then always
+# lands mid-run, however slow or fast the machine is.
+SLOW_TRAIN = """
+import sys, time
+from volforecast import training
+def fit(*args, **kwargs):
+    print("FITTING", file=sys.stderr, flush=True)
+    time.sleep(600)
+training.fit_on_split = fit
+from volforecast.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_train_exits_143_with_a_log_line_and_unchanged_directory_on_sigterm(project: Path):
     before = snapshot(project / "models")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOLF_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "volforecast.cli", *cli_args(project, "train")],
+        [sys.executable, "-c", SLOW_TRAIN, *cli_args(project, "train")],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stderr is not None
     lines = []
-    for line in proc.stderr:  # wait until it is training, however slow the machine
+    for line in proc.stderr:
         lines.append(line)
-        if "Model A (90%)" in line:
+        if line.startswith("FITTING"):
             proc.send_signal(signal.SIGTERM)
             break
-    rest = proc.communicate()[1]
+    rest = proc.communicate(timeout=600)[1]
     assert proc.returncode == 143
     assert "stopped by SIGTERM" in "".join(lines) + rest
     assert snapshot(project / "models") == before

@@ -28,78 +28,69 @@ DRIFT_LEVELS = {"ok": 0, "watch": 1, "retrain": 2}
 RETRAIN_ACTIONS = {"none": 0, "plan": 1, "retrain_now": 2}
 
 
-def _gauge(registry: CollectorRegistry, name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
-    return Gauge(f"{PREFIX}_{name}", doc, ["symbol", *labels], registry=registry)
+# (metric name without prefix, help text, value): a number, or {model: number} for one sample per
+# model under a ``model`` label.
+Metric = tuple[str, str, float | dict[str, float]]
+
+
+def _registry(symbol: str, metrics: list[Metric]) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    for name, doc, value in metrics:
+        if isinstance(value, dict):
+            gauge = Gauge(f"{PREFIX}_{name}", doc, ["symbol", "model"], registry=registry)
+            for model, number in value.items():
+                gauge.labels(symbol, model).set(number)
+        else:
+            Gauge(f"{PREFIX}_{name}", doc, ["symbol"], registry=registry).labels(symbol).set(value)
+    return registry
 
 
 def monitor_registry(
     record: MonitoringRecord, symbol: str, duration_seconds: float, finished_at: float
 ) -> CollectorRegistry:
     """The numbers of one monitoring run."""
-    reg = CollectorRegistry()
-    _gauge(
-        reg, "monitor_drift_pct", "Model A drift: RMSE on new data vs validation RMSE, percent"
-    ).labels(symbol).set(record.drift.model_a_drift_pct)
-    _gauge(
-        reg, "monitor_drift_level", "Drift level: 0 ok (< 5%), 1 watch (5-10%), 2 retrain (> 10%)"
-    ).labels(symbol).set(DRIFT_LEVELS[record.drift.level])
-    rmse = _gauge(reg, "monitor_rmse", "RMSE on all new data (daily volatility units)", ("model",))
-    rmse.labels(symbol, "a").set(record.comparison.model_a_rmse)
-    rmse.labels(symbol, "b").set(record.comparison.model_b_rmse)
-    _gauge(reg, "monitor_validation_rmse", "Model A validation RMSE, the drift baseline").labels(
-        symbol
-    ).set(record.drift.baseline_rmse)
-    _gauge(reg, "monitor_model_b_win_rate_pct", "Percent of windows Model B wins").labels(
-        symbol
-    ).set(record.comparison.model_b_win_rate)
-    rec = _gauge(
-        reg, "monitor_recommendation", "1 for the recommended model, 0 for the other", ("model",)
-    )
-    b_recommended = record.recommendation.startswith("USE MODEL B")
-    rec.labels(symbol, "a").set(0 if b_recommended else 1)
-    rec.labels(symbol, "b").set(1 if b_recommended else 0)
-    _gauge(
-        reg, "monitor_retrain_advice", "Retraining advice: 0 none, 1 plan, 2 retrain now"
-    ).labels(symbol).set(RETRAIN_ACTIONS[record.retraining.action])
-    _gauge(
-        reg, "monitor_consider_switching_to_b", "1 when Model B won >= 75% in the last 3 runs"
-    ).labels(symbol).set(int(record.retraining.consider_switching_to_b))
-    _gauge(reg, "monitor_rows_scored", "Labeled rows both models were scored on").labels(
-        symbol
-    ).set(record.test_window.n_samples)
-    _gauge(reg, "monitor_features_drifted", "Features flagged by KS or PSI").labels(symbol).set(
-        record.feature_drift.n_drifted
-    )
-    _gauge(reg, "monitor_duration_seconds", "Wall time of the monitoring run").labels(symbol).set(
-        duration_seconds
-    )
-    _gauge(
-        reg, "monitor_last_success_timestamp_seconds", "Unix time the last monitoring run succeeded"
-    ).labels(symbol).set(finished_at)
-    return reg  # fmt: skip
+    b_recommended = float(record.recommendation.startswith("USE MODEL B"))
+    return _registry(symbol, [
+        ("monitor_drift_pct", "Model A drift: RMSE on new data vs validation RMSE, percent",
+         record.drift.model_a_drift_pct),
+        ("monitor_drift_level", "Drift level: 0 ok (< 5%), 1 watch (5-10%), 2 retrain (> 10%)",
+         DRIFT_LEVELS[record.drift.level]),
+        ("monitor_rmse", "RMSE on all new data (daily volatility units)",
+         {"a": record.comparison.model_a_rmse, "b": record.comparison.model_b_rmse}),
+        ("monitor_validation_rmse", "Model A validation RMSE, the drift baseline",
+         record.drift.baseline_rmse),
+        ("monitor_model_b_win_rate_pct", "Percent of windows Model B wins",
+         record.comparison.model_b_win_rate),
+        ("monitor_recommendation", "1 for the recommended model, 0 for the other",
+         {"a": 1.0 - b_recommended, "b": b_recommended}),
+        ("monitor_retrain_advice", "Retraining advice: 0 none, 1 plan, 2 retrain now",
+         RETRAIN_ACTIONS[record.retraining.action]),
+        ("monitor_consider_switching_to_b", "1 when Model B won >= 75% in the last 3 runs",
+         float(record.retraining.consider_switching_to_b)),
+        ("monitor_rows_scored", "Labeled rows both models were scored on",
+         record.test_window.n_samples),
+        ("monitor_features_drifted", "Features flagged by KS or PSI",
+         record.feature_drift.n_drifted),
+        ("monitor_duration_seconds", "Wall time of the monitoring run", duration_seconds),
+        ("monitor_last_success_timestamp_seconds",
+         "Unix time the last monitoring run succeeded", finished_at),
+    ])  # fmt: skip
 
 
 def train_registry(
     record: TrainingRecord, symbol: str, duration_seconds: float, finished_at: float
 ) -> CollectorRegistry:
     """The numbers of one training run."""
-    reg = CollectorRegistry()
-    _gauge(
-        reg, "train_validation_rmse", "Model A validation RMSE (the monitor's drift baseline)"
-    ).labels(symbol).set(record.model_a.validation_rmse)
-    _gauge(reg, "train_test_rmse", "Model B RMSE on its 30 held-out rows").labels(symbol).set(
-        record.model_b.test_rmse
-    )
-    rows = _gauge(reg, "train_rows", "Training rows of each model", ("model",))
-    rows.labels(symbol, "a").set(record.model_a.training_samples)
-    rows.labels(symbol, "b").set(record.model_b.training_samples)
-    _gauge(reg, "train_duration_seconds", "Wall time of the training run").labels(symbol).set(
-        duration_seconds
-    )
-    _gauge(
-        reg, "train_last_success_timestamp_seconds", "Unix time the last training run succeeded"
-    ).labels(symbol).set(finished_at)
-    return reg  # fmt: skip
+    return _registry(symbol, [
+        ("train_validation_rmse", "Model A validation RMSE (the monitor's drift baseline)",
+         record.model_a.validation_rmse),
+        ("train_test_rmse", "Model B RMSE on its 30 held-out rows", record.model_b.test_rmse),
+        ("train_rows", "Training rows of each model",
+         {"a": record.model_a.training_samples, "b": record.model_b.training_samples}),
+        ("train_duration_seconds", "Wall time of the training run", duration_seconds),
+        ("train_last_success_timestamp_seconds", "Unix time the last training run succeeded",
+         finished_at),
+    ])  # fmt: skip
 
 
 def publish(
