@@ -7,8 +7,8 @@ it, so the collector never reads half a file) and (2) push them to a Pushgateway
 (``VOLF_PUSHGATEWAY_URL``). Both use the official ``prometheus-client``; building the registry
 is pure (record in, registry out).
 
-Metric names, labels and meaning are documented in services/monitor/README.md; the example
-alert rules in deploy/prometheus-alerts.yml use them.
+Metric names, labels and meaning are documented in the README ("Metrics and alerts"); the
+example alert rules in deploy/prometheus-alerts.yml use them.
 """
 
 from __future__ import annotations
