@@ -219,10 +219,23 @@ def _plant_malicious_pickle(models: Path, marker: Path) -> None:
     _rehash(models)
 
 
+@pytest.fixture(scope="module")
+def signed_set(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `trained` project retrained once with a signing key (shared, never modified)."""
+    root = tmp_path_factory.mktemp("signed") / "p"
+    shutil.copytree(trained, root, symlinks=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VOLF_SIGNING_KEY", KEY)
+        assert main(cli_args(root, "train", "--as-of", TRAINED_ON)) == 0
+    return root
+
+
 @pytest.fixture
-def signed_project(project: Path, monkeypatch) -> Path:
+def signed_project(signed_set: Path, project: Path, monkeypatch) -> Path:
+    """A fresh copy of the signed set, with the key in the environment."""
+    shutil.rmtree(project)
+    shutil.copytree(signed_set, project, symlinks=True)
     monkeypatch.setenv("VOLF_SIGNING_KEY", KEY)
-    assert main(cli_args(project, "train", "--as-of", TRAINED_ON)) == 0
     return project
 
 
