@@ -217,12 +217,11 @@ def test_commit_raises_storage_error_and_keeps_old_set_when_disk_is_full(
 def test_commit_stops_before_switching_when_lock_file_was_replaced(tmp_path: Path):
     models = ModelsDirectory(tmp_path)
     _commit(models, "run1")
-    before = snapshot(tmp_path)
     with pytest.raises(LockLostError, match="was removed or replaced"):  # noqa: SIM117
         with models.lock(5, "test"):
             (tmp_path / ".lock").unlink()  # what `rm models/.lock` does under a running train
             (tmp_path / ".lock").touch()
-            before = snapshot(tmp_path)
+            before = snapshot(tmp_path)  # the new lock file is someone else's: not ours to undo
             models.commit("run2", _files("run2"), _record("run2"), keep=4)
     assert snapshot(tmp_path) == before
     assert models.current_run_id() == "run1"
