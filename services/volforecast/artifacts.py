@@ -318,11 +318,10 @@ class ModelsDirectory:
                 _fsync_dir(tmp)
                 tmp.rename(final)
                 _fsync_dir(sets)
-            except OSError as exc:
+            except BaseException as exc:  # whatever stops the write, no half-written set stays
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise _storage_error("write the new model set in", sets, exc) from exc
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                if isinstance(exc, OSError):
+                    raise _storage_error("write the new model set in", sets, exc) from exc
                 raise
             self._switch(run_id, final, record)
         self._tidy(keep)
@@ -346,13 +345,14 @@ class ModelsDirectory:
             except OSError as undo_exc:
                 if self.current_run_id() != run_id:
                     raise failure from exc  # the switch never happened: nothing to undo
-                raise StorageError(
-                    str(failure).replace(
-                        "nothing was changed.",
-                        f"the new set {run_id} is live but its training-history line is missing "
-                        f"(undoing the switch failed too: {undo_exc.strerror or undo_exc}); the "
-                        "next train or monitor run adds the line from the set.",
-                    )
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                raise _storage_error(
+                    "publish the new model set in",
+                    self.root,
+                    cause if isinstance(cause, OSError) else OSError(str(exc)),
+                    changed=f"the new set {run_id} is live but its training-history line is "
+                    f"missing (undoing the switch failed too: {undo_exc.strerror or undo_exc}); "
+                    "the next train or monitor run adds the line from the set.",
                 ) from exc
             kept = f"set {previous} stays current" if previous else "no set is current"
             raise type(failure)(f"{failure} (set {run_id} was withdrawn; {kept}.)") from exc
