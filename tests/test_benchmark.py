@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from volforecast.artifacts import ModelsDirectory
-from volforecast.benchmark import ENSEMBLE, evaluate_forecasts
 from volforecast.cli import main
+from volforecast.commands.evaluate import ENSEMBLE, evaluate_forecasts
 from volforecast.config import build_settings
 from volforecast.data import load_market_data
 from volforecast.ensemble import predict_artifact

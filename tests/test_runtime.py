@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from volforecast.commands.train import make_ensemble
 from volforecast.runtime import (
     Stopped,
     available_cpus,
@@ -14,7 +15,6 @@ from volforecast.runtime import (
     signals_deferred,
     stop_on_signals,
 )
-from volforecast.training import make_ensemble
 
 AFFINITY = len(os.sched_getaffinity(0))
 

@@ -70,9 +70,9 @@ def _progress() -> Callable[[str], None]:
 
 
 def _cmd_train(settings: Settings, _args: argparse.Namespace) -> int:
+    from volforecast.commands.train import run_train
     from volforecast.reporting import training_summary
     from volforecast.telemetry import train_registry
-    from volforecast.training import run_train
 
     _spy_only(settings, "train")
     started = time.monotonic()
@@ -83,7 +83,7 @@ def _cmd_train(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _cmd_monitor(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.monitoring import run_monitor
+    from volforecast.commands.monitor import run_monitor
     from volforecast.reporting import monitoring_summary
     from volforecast.telemetry import monitor_registry
 
@@ -111,7 +111,7 @@ def _publish(
 
 
 def _cmd_evaluate(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.benchmark import markdown_table, run_evaluate
+    from volforecast.commands.evaluate import markdown_table, run_evaluate
 
     report, paths = run_evaluate(settings, _progress())
     print(markdown_table(report))
@@ -120,7 +120,7 @@ def _cmd_evaluate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
-    from volforecast.prediction import forecast_table, run_predict
+    from volforecast.commands.predict import forecast_table, run_predict
 
     _spy_only(settings, "predict")
     forecast = run_predict(settings, _progress(), requested=args.model)
@@ -131,7 +131,7 @@ def _cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_report(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.history_report import run_report
+    from volforecast.commands.report import run_report
 
     result = run_report(settings, _progress())
     print(result.text)

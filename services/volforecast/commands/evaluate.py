@@ -18,6 +18,7 @@ import pandas as pd
 from volforecast import __version__
 from volforecast.artifacts import write_outputs
 from volforecast.baselines import default_baselines
+from volforecast.commands.train import MIN_LABELED_ROWS, make_ensemble
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
@@ -35,7 +36,6 @@ from volforecast.evaluation import (
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
 from volforecast.schemas import DMTest, EvaluationReport, ModelMetrics
-from volforecast.training import MIN_LABELED_ROWS, make_ensemble
 from volforecast.walkforward import REALIZED, schedule, walk_forward
 
 log = logging.getLogger(__name__)
