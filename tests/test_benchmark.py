@@ -163,13 +163,6 @@ def test_evaluate_exits_3_naming_the_fix_when_eval_start_leaves_too_little_histo
     assert not (tmp_path / "x").exists()
 
 
-def test_train_refuses_a_symbol_other_than_spy(evaluated, tmp_path, monkeypatch, capsys):
-    root, _ = evaluated
-    monkeypatch.setenv("VOLF_SYMBOL", "QQQ")
-    assert main([*cli_args(root, "train"), "--models-dir", str(tmp_path / "m")]) == 2
-    assert "evaluate --symbol" in capsys.readouterr().err
-
-
 def test_evaluate_reports_metrics_per_calendar_year_that_match_the_forecasts(evaluated):
     root, _ = evaluated
     report = EvaluationReport.model_validate_json((root / "out" / "evaluation.json").read_text())

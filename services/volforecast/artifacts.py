@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import filelock
 from pydantic import BaseModel, ValidationError
 
-from volforecast.config import Settings
+from volforecast.config import PRIMARY_SYMBOL, Settings
 from volforecast.errors import (
     ArtifactsMissingError,
     IntegrityError,
@@ -68,6 +68,8 @@ TRAINING_HISTORY = "training_history.jsonl"
 MONITORING_HISTORY = "monitoring_history.jsonl"
 RECORD_FILE = "training_record.json"
 MANIFEST_FILE = "manifest.json"
+# Every symbol but SPY has its own complete models directory here, named by its ticker.
+SYMBOLS_DIR = "symbols"
 SIGNATURE_FILE = "manifest.sig"
 # The spec's files of a set, and every file the manifest covers.
 SET_FILES = (MODEL_A_FILE, MODEL_B_FILE, VALIDATION_FILE, DUAL_FILE)
@@ -204,6 +206,11 @@ def _recorded_run_ids(raw: bytes) -> set[str]:
     return ids
 
 
+def symbol_root(models_dir: Path, symbol: str) -> Path:
+    """Where a symbol's complete models directory lives (see models/README.md)."""
+    return models_dir if symbol == PRIMARY_SYMBOL else models_dir / SYMBOLS_DIR / symbol
+
+
 def sign(key: bytes, manifest: bytes) -> str:
     return hmac.new(key, manifest, hashlib.sha256).hexdigest()
 
@@ -215,23 +222,35 @@ class ModelsDirectory:
     read (see models/README.md, "Threat model").
     """
 
-    def __init__(self, root: Path, signing_key: bytes | None = None) -> None:
+    def __init__(
+        self, root: Path, signing_key: bytes | None = None, symbol: str = PRIMARY_SYMBOL
+    ) -> None:
         self.root = Path(root)
         self.signing_key = signing_key
+        self.symbol = symbol
         self._lock_identity: tuple[int, int] | None = None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ModelsDirectory:
-        return cls(settings.models_dir, signing_key=settings.signing_secret())
+        """The directory of ``settings.symbol``: the models directory itself for SPY (the
+        spec's layout), ``symbols/<SYMBOL>/`` under it for any other symbol."""
+        return cls(
+            symbol_root(settings.models_dir, settings.symbol),
+            signing_key=settings.signing_secret(),
+            symbol=settings.symbol,
+        )
 
     # ------------------------------------------------------------------ locking
 
     def require_directory(self) -> None:
         """Readers never create the directory: a mistyped path is an error, not a new tree."""
         if not self.root.is_dir():
+            train = "volforecast train" + (
+                "" if self.symbol == PRIMARY_SYMBOL else f" --symbol {self.symbol}"
+            )
             raise ArtifactsMissingError(
                 f"the models directory {self.root} does not exist. Fix: check --models-dir / "
-                "VOLF_MODELS_DIR, or run `volforecast train` first."
+                f"VOLF_MODELS_DIR, or run `{train}` first."
             )
 
     @contextlib.contextmanager
@@ -583,6 +602,12 @@ class ModelsDirectory:
                 f"the files of set {run_id} come from different training runs "
                 f"({VALIDATION_FILE}: {validation.run_id}, {DUAL_FILE}: {dual.run_id}). "
                 "Fix: run `volforecast train`."
+            )
+        if dual.symbol != self.symbol:
+            raise IntegrityError(
+                f"the current set in {self.root} is for {dual.symbol}, not {self.symbol} (a set "
+                f"copied into the wrong directory?). Fix: run `volforecast train --symbol "
+                f"{self.symbol}`, or move the set under its symbol's directory."
             )
         model_a = _unpickle(blobs[MODEL_A_FILE], MODEL_A_FILE, run_id)
         model_b = _unpickle(blobs[MODEL_B_FILE], MODEL_B_FILE, run_id)

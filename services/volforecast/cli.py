@@ -9,11 +9,11 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from volforecast import __version__
 from volforecast.config import SETTING_FLAGS, Settings, build_settings
-from volforecast.errors import EXIT_RETRAIN_ADVISED, ConfigError, VolforecastError
+from volforecast.errors import EXIT_RETRAIN_ADVISED, EXIT_SOME_SYMBOLS_FAILED, VolforecastError
 from volforecast.runtime import Stopped, prefer_passive_waiting, stop_on_signals
 
 log = logging.getLogger("volforecast")
@@ -23,6 +23,8 @@ COMMON_FLAGS = [
     "--source",
     "--data-dir",
     "--models-dir",
+    "--symbol",
+    "--implied-vol",
     "--start",
     "--as-of",
     "--horizon",
@@ -31,6 +33,8 @@ COMMON_FLAGS = [
     "--lock-timeout",
     "--log-level",
 ]
+# A universe run: one command over many symbols, on Dask.
+UNIVERSE_FLAGS = ["--symbols", "--universe-file", "--workers", "--scheduler"]
 
 
 def _add_settings(parser: argparse.ArgumentParser, flags: Sequence[str]) -> list[str]:
@@ -56,7 +60,15 @@ def _setup_logging(level: str) -> None:
     fmt = "%(asctime)s %(levelname)s %(message)s"
     datefmt = "%H:%M:%S" if sys.stderr.isatty() else "%Y-%m-%dT%H:%M:%S%z"
     logging.basicConfig(level=level, format=fmt, datefmt=datefmt, stream=sys.stderr, force=True)
-    for noisy in ("yfinance", "peewee", "urllib3", "matplotlib"):
+    for noisy in (
+        "yfinance",
+        "peewee",
+        "urllib3",
+        "matplotlib",
+        "distributed",
+        "tornado",
+        "asyncio",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -69,60 +81,152 @@ def _progress() -> Callable[[str], None]:
     return say
 
 
-def _cmd_train(settings: Settings, _args: argparse.Namespace) -> int:
+def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from volforecast.commands.train import run_train
     from volforecast.reporting import training_summary
-    from volforecast.telemetry import train_registry
 
-    _spy_only(settings, "train")
     started = time.monotonic()
+    symbols = settings.universe()
+    if symbols is not None:
+        return _universe(settings, args, "train", symbols, started)
     result = run_train(settings, _progress())
-    print(training_summary(result.record))
-    _publish(settings, "train", train_registry, result.record, started)
+    print(
+        training_summary(result.record)
+        if args.format == "table"
+        else result.record.model_dump_json(indent=2)
+    )
+    _publish(settings, "train", {settings.symbol: result.record}, started)
     return 0
 
 
-def _cmd_monitor(settings: Settings, _args: argparse.Namespace) -> int:
+def _cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
     from volforecast.commands.monitor import run_monitor
     from volforecast.reporting import monitoring_summary
-    from volforecast.telemetry import monitor_registry
 
-    _spy_only(settings, "monitor")
     started = time.monotonic()
+    symbols = settings.universe()
+    if symbols is not None:
+        return _universe(settings, args, "monitor", symbols, started)
     result = run_monitor(settings, _progress())
-    print(monitoring_summary(result.record))
-    _publish(settings, "monitor", monitor_registry, result.record, started)
+    print(
+        monitoring_summary(result.record)
+        if args.format == "table"
+        else result.record.model_dump_json(indent=2)
+    )
+    _publish(settings, "monitor", {settings.symbol: result.record}, started)
     if settings.fail_on_retrain and result.record.retraining.action == "retrain_now":
         log.warning("retraining is advised; exiting %d (--fail-on-retrain)", EXIT_RETRAIN_ADVISED)
         return EXIT_RETRAIN_ADVISED
     return 0
 
 
-def _publish(
-    settings: Settings, command: str, build: Callable[..., Any], record: Any, started: float
-) -> None:
-    """Metrics of a successful run, when a metrics file or a Pushgateway is configured."""
+def _universe(
+    settings: Settings,
+    args: argparse.Namespace,
+    command: Literal["train", "monitor", "predict"],
+    symbols: list[str],
+    started: float,
+) -> int:
+    """train, monitor or predict over ``symbols``: one summary, exit 11 if any symbol failed."""
+    from volforecast.commands.universe import run_universe, universe_table
+    from volforecast.engine import Engine, open_engine
+
+    say = _progress()
+    say(f"{command} {len(symbols)} symbols: {', '.join(symbols)}")
+    if command == "predict":  # a forecast takes a second: not worth starting a cluster
+        result = run_universe(command, settings, symbols, Engine(), say, requested=args.model)
+    else:
+        with open_engine(settings, say) as engine:
+            result = run_universe(command, settings, symbols, engine, say)
+    print(
+        universe_table(result)
+        if args.format == "table"
+        else result.summary.model_dump_json(indent=2)
+    )
+    if command != "predict":
+        _publish(settings, command, result.records, started)
+    if result.failed:
+        for row in result.failed:
+            log.error("%s %s failed (exit %d): %s", command, row.symbol, row.exit_code, row.error)
+        log.error(
+            "%d of %d symbols failed; exiting %d",
+            len(result.failed),
+            len(symbols),
+            EXIT_SOME_SYMBOLS_FAILED,
+        )
+        return EXIT_SOME_SYMBOLS_FAILED
+    advised = [
+        s for s, r in result.records.items() if getattr(r, "retraining", None) is not None
+        and r.retraining.action == "retrain_now"
+    ]  # fmt: skip
+    if command == "monitor" and settings.fail_on_retrain and advised:
+        log.warning(
+            "retraining is advised for %s; exiting %d (--fail-on-retrain)",
+            ", ".join(advised),
+            EXIT_RETRAIN_ADVISED,
+        )
+        return EXIT_RETRAIN_ADVISED
+    return 0
+
+
+def _publish(settings: Settings, command: str, records: dict[str, Any], started: float) -> None:
+    """Metrics of the successful runs (one time series per symbol), when a metrics file or a
+    Pushgateway is configured."""
     if settings.metrics_file is None and not settings.pushgateway_url:
         return
-    from volforecast.telemetry import publish
+    from volforecast.telemetry import monitor_metrics, publish, registry_of, train_metrics
 
-    registry = build(record, settings.symbol, time.monotonic() - started, time.time())
+    metrics = train_metrics if command == "train" else monitor_metrics
+    duration, finished = time.monotonic() - started, time.time()
+    registry = registry_of({s: metrics(r, duration, finished) for s, r in records.items()})
     publish(registry, f"volforecast_{command}", settings.metrics_file, settings.pushgateway_url)
 
 
 def _cmd_evaluate(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.commands.evaluate import markdown_table, run_evaluate
+    from volforecast.commands.evaluate import (
+        markdown_table,
+        run_evaluate,
+        run_evaluate_universe,
+        summary_markdown,
+    )
+    from volforecast.engine import open_engine
 
-    report, paths = run_evaluate(settings, _progress())
-    print(markdown_table(report))
+    say = _progress()
+    symbols = settings.universe()
+    with open_engine(settings, say) as engine:
+        if symbols is None and settings.horizons is None:
+            report, paths = run_evaluate(settings, say, engine=engine)
+            print(markdown_table(report))
+            print("wrote " + ", ".join(str(p) for p in paths))
+            return 0
+        summary, paths = run_evaluate_universe(
+            settings,
+            symbols or [settings.symbol],
+            settings.horizons or [settings.horizon],
+            say,
+            engine=engine,
+        )
+    print(summary_markdown(summary))
     print("wrote " + ", ".join(str(p) for p in paths))
+    failed = [r for r in summary.results if r.status == "failed"]
+    if failed:
+        log.error(
+            "%d of %d benchmarks failed (%s); exiting %d",
+            len(failed),
+            len(summary.results),
+            ", ".join(f"{r.symbol} h={r.horizon}: exit {r.exit_code}" for r in failed),
+            EXIT_SOME_SYMBOLS_FAILED,
+        )
+        return EXIT_SOME_SYMBOLS_FAILED
     return 0
 
 
 def _cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
     from volforecast.commands.predict import forecast_table, run_predict
 
-    _spy_only(settings, "predict")
+    symbols = settings.universe()
+    if symbols is not None:
+        return _universe(settings, args, "predict", symbols, time.monotonic())
     forecast = run_predict(settings, _progress(), requested=args.model)
     print(
         forecast_table(forecast) if args.format == "table" else forecast.model_dump_json(indent=2)
@@ -139,13 +243,13 @@ def _cmd_report(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _spy_only(settings: Settings, command: str) -> None:
-    # The model set's contract (spec) is SPY; other symbols are for the benchmark only.
-    if settings.symbol != "SPY":
-        raise ConfigError(
-            f"{command} forecasts SPY only (got --symbol / VOLF_SYMBOL {settings.symbol}). "
-            "Fix: unset VOLF_SYMBOL; use `volforecast evaluate --symbol` to benchmark others."
-        )
+def _add_format(parser: argparse.ArgumentParser, default: str = "table") -> None:
+    parser.add_argument(
+        "--format",
+        choices=["json", "table"],
+        default=default,
+        help=f"output: a table for people or JSON for programs [{default}]",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,8 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(
         handler=_cmd_train,
-        settings_fields=_add_settings(train, [*COMMON_FLAGS, "--archive-keep", "--metrics-file"]),
+        settings_fields=_add_settings(
+            train, [*COMMON_FLAGS, *UNIVERSE_FLAGS, "--archive-keep", "--metrics-file"]
+        ),
     )
+    _add_format(train)
 
     monitor = sub.add_parser(
         "monitor",
@@ -177,9 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.set_defaults(
         handler=_cmd_monitor,
         settings_fields=_add_settings(
-            monitor, [*COMMON_FLAGS, "--fail-on-retrain", "--metrics-file"]
+            monitor, [*COMMON_FLAGS, *UNIVERSE_FLAGS, "--fail-on-retrain", "--metrics-file"]
         ),
     )
+    _add_format(monitor)
 
     predict = sub.add_parser(
         "predict",
@@ -191,10 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--model", choices=["a", "b"], default=None, help="use Model A or B, whatever monitor says"
     )
-    predict.add_argument(
-        "--format", choices=["json", "table"], default="json", help="output format [json]"
+    _add_format(predict, default="json")
+    predict.set_defaults(
+        handler=_cmd_predict,
+        settings_fields=_add_settings(predict, [*COMMON_FLAGS, *UNIVERSE_FLAGS]),
     )
-    predict.set_defaults(handler=_cmd_predict, settings_fields=_add_settings(predict, COMMON_FLAGS))
 
     report = sub.add_parser(
         "report",
@@ -215,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         "write evaluation.json, evaluation.md, forecasts.csv and PNG plots to --output.",
     )
     evaluate_flags = ["--source", "--data-dir", "--models-dir", "--start", "--end", "--eval-start", "--threads",
-                      "--refit-every", "--output", "--symbol", "--horizon", "--seed", "--log-level"]  # fmt: skip
+                      "--refit-every", "--output", "--symbol", "--implied-vol", "--horizon", "--horizons",
+                      "--seed", "--log-level", *UNIVERSE_FLAGS]  # fmt: skip
     evaluate.set_defaults(
         handler=_cmd_evaluate, settings_fields=_add_settings(evaluate, evaluate_flags)
     )

@@ -9,12 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from volforecast.errors import ConfigError
+
+TICKER = r"^[A-Z][A-Z0-9.\-]{0,9}$"
+# The underlying whose set lives at the top of the models directory, under the spec's names.
+PRIMARY_SYMBOL = "SPY"
+# The implied-volatility input of every symbol without its own entry in VOLF_IMPLIED_VOL.
+DEFAULT_IMPLIED_VOL = "VIX"
 
 
 class DataSource(StrEnum):
@@ -46,6 +52,12 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--refit-every": ("refit_every", {"type": int, "metavar": "DAYS"}),
     "--output": ("output_dir", {"metavar": "DIR"}),
     "--symbol": ("symbol", {"metavar": "TICKER"}),
+    "--symbols": ("symbols", {"metavar": "A,B,C"}),
+    "--universe-file": ("universe_file", {"metavar": "FILE"}),
+    "--horizons": ("horizons", {"metavar": "H1,H2"}),
+    "--implied-vol": ("implied_vol", {"metavar": "SYM=IV,..."}),
+    "--workers": ("workers", {"type": int, "metavar": "N"}),
+    "--scheduler": ("dask_scheduler", {"metavar": "tcp://HOST:8786"}),
     "--metrics-file": ("metrics_file", {"metavar": "FILE"}),
 }
 
@@ -80,10 +92,43 @@ class Settings(BaseSettings):
         Path("models"), description="Where models, baselines and histories live."
     )
     symbol: str = Field(
-        "SPY",
+        PRIMARY_SYMBOL,
         pattern=r"^[A-Z][A-Z0-9.\-]{0,9}$",
-        description="Ticker whose volatility is forecast (csv: <symbol>_daily.csv); VIX stays "
-        "the implied-volatility input.",
+        description="Ticker whose volatility is forecast (csv: <symbol>_daily.csv). SPY's set "
+        "is at the top of the models directory, any other's under symbols/<SYMBOL>/.",
+    )
+    symbols: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="A universe: comma-separated tickers; train, monitor, predict and evaluate "
+        "run once per symbol (on Dask) and print one summary. Overrides --symbol.",
+    )
+    universe_file: Path | None = Field(
+        None,
+        description="A universe from a file: one ticker per line, # starts a comment "
+        "(instead of --symbols).",
+    )
+    horizons: Annotated[list[int] | None, NoDecode] = Field(
+        None,
+        description="evaluate: comma-separated horizons, one benchmark each (instead of "
+        "--horizon).",
+    )
+    implied_vol: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Implied-volatility input per symbol, e.g. QQQ=VXN,GLD=GVZ (csv: "
+        "<iv>_daily.csv, yahoo: ^<IV>); symbols not listed use VIX.",
+    )
+    workers: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="Dask workers of the embedded local cluster (one thread each) for universe "
+        "runs and evaluate; 0: the CPUs this process may use.",
+    )
+    dask_scheduler: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls|ucx|inproc)://\S+$",
+        description="Address of an existing Dask scheduler (e.g. tcp://dask-scheduler:8786): "
+        "run the same work there instead of on a local cluster.",
     )
     start: dt.date = Field(dt.date(2010, 1, 1), description="First date of history to use.")
     as_of: dt.date | None = Field(
@@ -175,10 +220,79 @@ class Settings(BaseSettings):
             )
         return secret
 
+    def universe(self) -> list[str] | None:
+        """The symbols of a universe run (from --symbols or --universe-file), or None for a
+        single-symbol run."""
+        if self.symbols is not None and self.universe_file is not None:
+            raise ConfigError(
+                "both --symbols / VOLF_SYMBOLS and --universe-file / VOLF_UNIVERSE_FILE are "
+                "set. Fix: give the universe one way."
+            )
+        if self.universe_file is None:
+            return self.symbols
+        try:
+            text = self.universe_file.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the universe file {self.universe_file} ({exc.strerror or exc}). "
+                "Fix: check --universe-file / VOLF_UNIVERSE_FILE."
+            ) from exc
+        lines = [line.split("#", 1)[0] for line in text.splitlines()]
+        try:
+            return _tickers(",".join(line for line in lines if line.strip()))
+        except ValueError as exc:
+            raise ConfigError(f"universe file {self.universe_file}: {exc}") from exc
+
+    def for_symbol(self, symbol: str, **changes: Any) -> Settings:
+        """These settings for one symbol of a universe (and any other ``changes``)."""
+        return self.model_copy(update={"symbol": symbol, "symbols": None, "universe_file": None,
+                                       **changes})  # fmt: skip
+
+    def implied_vol_for(self, symbol: str) -> str:
+        return self.implied_vol.get(symbol, DEFAULT_IMPLIED_VOL)
+
     @field_validator("symbol", mode="before")
     @classmethod
     def _upper_symbol(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbol_list(cls, value: Any) -> Any:
+        return _tickers(value) if isinstance(value, str) else value
+
+    @field_validator("horizons", mode="before")
+    @classmethod
+    def _horizon_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if not items:
+            raise ValueError("give at least one horizon, e.g. 1,5,22")
+        return list(dict.fromkeys(items))
+
+    @field_validator("horizons")
+    @classmethod
+    def _horizons_in_range(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(not 1 <= h <= 66 for h in value):
+            raise ValueError("every horizon must be between 1 and 66 trading days")
+        return value
+
+    @field_validator("implied_vol", mode="before")
+    @classmethod
+    def _implied_vol_map(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        mapping = {}
+        for item in (v.strip() for v in value.split(",")):
+            if not item:
+                continue
+            symbol, sep, iv = item.partition("=")
+            if not sep:
+                raise ValueError(f"{item!r} is not SYMBOL=INDEX (e.g. QQQ=VXN)")
+            [sym, vol] = _tickers(f"{symbol},{iv.lstrip('^')}")
+            mapping[sym] = vol
+        return mapping
 
     @field_validator("log_level")
     @classmethod
@@ -187,6 +301,19 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return upper
+
+
+def _tickers(text: str) -> list[str]:
+    """Comma-separated tickers, upper-cased, duplicates dropped (first wins)."""
+    import re
+
+    items = [t.strip().upper() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError("give at least one ticker, e.g. SPY,QQQ")
+    bad = [t for t in items if not re.fullmatch(TICKER, t)]
+    if bad:
+        raise ValueError(f"not a ticker: {', '.join(bad)} (letters, digits, '.', '-'; at most 10)")
+    return list(dict.fromkeys(items))
 
 
 def build_settings(**overrides: Any) -> Settings:

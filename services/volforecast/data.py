@@ -36,7 +36,7 @@ def price_file(symbol: str) -> str:
     return f"{symbol.lower()}_daily.csv"
 
 
-VIX_FILE = "vix_daily.csv"
+VIX_FILE = price_file("VIX")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 MAX_VIX_FILL = 3
 # Largest believable one-day factor of an adjusted close (and of high over low). The worst day
@@ -469,17 +469,19 @@ def load_market_data(
     today = today or dt.datetime.now(dt.UTC).date()
     source = settings.data_source
     symbol = settings.symbol
+    # The implied-volatility input keeps the frame's ``vix_close`` name whatever index it is.
+    iv = settings.implied_vol_for(symbol)
     if source is DataSource.SAMPLE:
-        if symbol != "SPY":
+        if symbol != "SPY" or iv != "VIX":
             raise DataError(
-                f"the sample source holds only the S&P 500, not {symbol}. "
+                f"the sample source holds only the S&P 500 and the VIX, not {symbol} / {iv}. "
                 "Fix: use --source csv or yahoo for other symbols."
             )
         spy, vix = load_sample()
         origin = "sample (arch: S&P 500 index 1999–2018, VIX 2014–2019)"
     elif source is DataSource.CSV:
         spy = read_price_csv(settings.data_dir / price_file(symbol), today=today)
-        vix = read_price_csv(settings.data_dir / VIX_FILE, require_ohlc=False, today=today)
+        vix = read_price_csv(settings.data_dir / price_file(iv), require_ohlc=False, today=today)
         origin = f"csv files in {settings.data_dir}"
     else:
         download = downloader or YahooDownloader(settings.data_dir)
@@ -492,8 +494,8 @@ def load_market_data(
             today=today,
         )
         vix = refresh_cache(
-            settings.data_dir / VIX_FILE,
-            "^VIX",
+            settings.data_dir / price_file(iv),
+            f"^{iv}",
             settings.start,
             download,
             require_ohlc=False,
@@ -507,11 +509,11 @@ def load_market_data(
             f"{origin}: no {symbol} rows between {settings.start} and {settings.as_of or 'the end'}. "
             "Fix: check --start and --as-of."
         )
-    frame = align(spy, vix, origin=origin)
+    frame = align(spy, vix, origin=f"{origin} ({iv})")
     notes = []
     if frame.index[0] > spy.index[0]:
         notes.append(
-            f"{symbol} rows before the first VIX value ({frame.index[0].date()}) are not used"
+            f"{symbol} rows before the first {iv} value ({frame.index[0].date()}) are not used"
         )
     log.info(
         "loaded %d trading days %s..%s from %s",

@@ -60,5 +60,14 @@ class StorageError(VolforecastError):
     exit_code = 8
 
 
+class ClusterError(VolforecastError):
+    """The Dask scheduler given with --scheduler cannot be reached."""
+
+    exit_code = 9
+
+
 # Not an exception: monitor's exit code when --fail-on-retrain is set and retraining is advised.
 EXIT_RETRAIN_ADVISED = 10
+# Not an exception: the exit code of a universe run in which at least one symbol failed (each
+# symbol's own code is in the summary).
+EXIT_SOME_SYMBOLS_FAILED = 11

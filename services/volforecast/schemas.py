@@ -8,7 +8,7 @@ Models allow unknown keys on read so that files written by a newer version stay 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -69,6 +69,9 @@ class ValidationBaseline(_Model):
     validation_samples: Count
     model_sha256: str = Field(
         pattern=SHA256_HEX, description="SHA-256 of model_90pct.pkl of the same run"
+    )
+    symbol: str = Field(
+        "SPY", description="the underlying; files written before per-symbol sets are SPY's"
     )
     format_version: int = FORMAT_VERSION
 
@@ -136,6 +139,9 @@ class DualModelBaseline(_Model):
     feature_cols: list[str] = Field(min_length=1)
     data_source: str
     data_end: dt.date
+    symbol: str = Field(
+        "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
     format_version: int = FORMAT_VERSION
 
     @model_validator(mode="after")
@@ -177,6 +183,9 @@ class TrainingRecord(_Model):
     data_end: dt.date
     as_of: dt.date | None
     duration_seconds: float
+    symbol: str = Field(
+        "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
 
 
 # --------------------------------------------------------------------------- monitoring side
@@ -264,6 +273,9 @@ class MonitoringRecord(_Model):
     data_source: str
     retraining: Retraining
     feature_drift: FeatureDrift
+    symbol: str = Field(
+        "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -339,6 +351,9 @@ class Forecast(_Model):
     run_id: str
     training_date_end: dt.date
     data_source: str
+    symbol: str = Field(
+        "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
 
 
 class TrendSummary(_Model):
@@ -368,4 +383,64 @@ class TrendReport(_Model):
     validation_forecasts: list[dict[str, str | float]]
     plots: list[str]
     created_at: str
+    format_version: int = FORMAT_VERSION
+
+
+# --------------------------------------------------------------------------- universe runs
+
+
+class UniverseRow(_Model):
+    """One symbol of a universe run: its result, or why it failed."""
+
+    symbol: str
+    status: Literal["ok", "failed"]
+    exit_code: int = Field(ge=0)
+    error: str | None = None
+    result: dict[str, Any] | None = Field(
+        None, description="the symbol's training record, monitoring record or forecast"
+    )
+
+
+class UniverseSummary(_Model):
+    """What ``train``/``monitor``/``predict --symbols ... --format json`` print."""
+
+    command: Literal["train", "monitor", "predict"]
+    created_at: str
+    symbols: list[UniverseRow]
+    format_version: int = FORMAT_VERSION
+
+
+class EvaluationSummaryRow(_Model):
+    """One symbol at one horizon of ``volforecast evaluate --symbols/--horizons``."""
+
+    symbol: str
+    horizon: int
+    status: Literal["ok", "failed"]
+    exit_code: int = Field(ge=0)
+    error: str | None = None
+    report: str | None = Field(None, description="its evaluation.json, relative to the summary")
+    n_forecasts: int | None = None
+    eval_start: dt.date | None = None
+    eval_end: dt.date | None = None
+    best_baseline: dict[str, str] = Field(default_factory=dict)
+    ratio_to_har_rv: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="model -> rmse and qlike, each over HAR-RV's"
+    )
+    ratio_to_best_baseline: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="model -> rmse and qlike, each over the best baseline's on that metric",
+    )
+    ensemble_beats_every_baseline: dict[str, bool] = Field(default_factory=dict)
+    diebold_mariano: list[DMTest] = Field(default_factory=list)
+
+
+class EvaluationSummary(_Model):
+    """``summary.json`` of a multi-symbol or multi-horizon evaluate."""
+
+    created_at: str
+    symbols: list[str]
+    horizons: list[int]
+    results: list[EvaluationSummaryRow]
+    duration_seconds: float
+    volforecast_version: str
     format_version: int = FORMAT_VERSION

@@ -33,15 +33,20 @@ RETRAIN_ACTIONS = {"none": 0, "plan": 1, "retrain_now": 2}
 Metric = tuple[str, str, float | dict[str, float]]
 
 
-def _registry(symbol: str, metrics: list[Metric]) -> CollectorRegistry:
+def registry_of(per_symbol: dict[str, list[Metric]]) -> CollectorRegistry:
+    """One registry with every symbol's metrics (one time series per symbol and model)."""
     registry = CollectorRegistry()
-    for name, doc, value in metrics:
-        if isinstance(value, dict):
-            gauge = Gauge(f"{PREFIX}_{name}", doc, ["symbol", "model"], registry=registry)
-            for model, number in value.items():
-                gauge.labels(symbol, model).set(number)
-        else:
-            Gauge(f"{PREFIX}_{name}", doc, ["symbol"], registry=registry).labels(symbol).set(value)
+    gauges: dict[str, Gauge] = {}
+    for symbol, metrics in per_symbol.items():
+        for name, doc, value in metrics:
+            if name not in gauges:
+                labels = ["symbol", "model"] if isinstance(value, dict) else ["symbol"]
+                gauges[name] = Gauge(f"{PREFIX}_{name}", doc, labels, registry=registry)
+            if isinstance(value, dict):
+                for model, number in value.items():
+                    gauges[name].labels(symbol, model).set(number)
+            else:
+                gauges[name].labels(symbol).set(value)
     return registry
 
 
@@ -49,8 +54,21 @@ def monitor_registry(
     record: MonitoringRecord, symbol: str, duration_seconds: float, finished_at: float
 ) -> CollectorRegistry:
     """The numbers of one monitoring run."""
+    return registry_of({symbol: monitor_metrics(record, duration_seconds, finished_at)})
+
+
+def train_registry(
+    record: TrainingRecord, symbol: str, duration_seconds: float, finished_at: float
+) -> CollectorRegistry:
+    """The numbers of one training run."""
+    return registry_of({symbol: train_metrics(record, duration_seconds, finished_at)})
+
+
+def monitor_metrics(
+    record: MonitoringRecord, duration_seconds: float, finished_at: float
+) -> list[Metric]:
     b_recommended = float(record.recommendation.startswith("USE MODEL B"))
-    return _registry(symbol, [
+    return [
         ("monitor_drift_pct", "Model A drift: RMSE on new data vs validation RMSE, percent",
          record.drift.model_a_drift_pct),
         ("monitor_drift_level", "Drift level: 0 ok (< 5%), 1 watch (5-10%), 2 retrain (> 10%)",
@@ -74,14 +92,13 @@ def monitor_registry(
         ("monitor_duration_seconds", "Wall time of the monitoring run", duration_seconds),
         ("monitor_last_success_timestamp_seconds",
          "Unix time the last monitoring run succeeded", finished_at),
-    ])  # fmt: skip
+    ]  # fmt: skip
 
 
-def train_registry(
-    record: TrainingRecord, symbol: str, duration_seconds: float, finished_at: float
-) -> CollectorRegistry:
-    """The numbers of one training run."""
-    return _registry(symbol, [
+def train_metrics(
+    record: TrainingRecord, duration_seconds: float, finished_at: float
+) -> list[Metric]:
+    return [
         ("train_validation_rmse", "Model A validation RMSE (the monitor's drift baseline)",
          record.model_a.validation_rmse),
         ("train_test_rmse", "Model B RMSE on its 30 held-out rows", record.model_b.test_rmse),
@@ -90,7 +107,7 @@ def train_registry(
         ("train_duration_seconds", "Wall time of the training run", duration_seconds),
         ("train_last_success_timestamp_seconds", "Unix time the last training run succeeded",
          finished_at),
-    ])  # fmt: skip
+    ]  # fmt: skip
 
 
 def publish(

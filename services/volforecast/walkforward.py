@@ -8,7 +8,7 @@ the same training rows and forecasts the same days.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +50,40 @@ def schedule(n_rows: int, first: int, refit_every: int, purge: int) -> list[Bloc
     ]
 
 
+def forecast_block(
+    model: Forecaster, data: pd.DataFrame, returns: pd.Series, block: Block
+) -> FloatArray:
+    """One model's out-of-sample forecasts of one block: fit on the rows before the purge,
+    forecast the block's rows. Pure (the model is a fresh copy on every call that matters:
+    a Dask task gets its own), so blocks and models can run in any order, anywhere."""
+    model.fit(data.iloc[: block.train_end], returns)
+    return model.predict(data.iloc[block.start : block.stop], returns)
+
+
+def assemble(
+    data: pd.DataFrame, blocks: Sequence[Block], forecasts: Mapping[str, Sequence[FloatArray]]
+) -> pd.DataFrame:
+    """The realized target and every model's forecasts (``forecasts[name][k]`` for block k)
+    on the forecast rows, in date order."""
+    pieces = []
+    for k, block in enumerate(blocks):
+        rows = data.iloc[block.start : block.stop]
+        out = pd.DataFrame({REALIZED: rows[TARGET].to_numpy()}, index=rows.index)
+        for name, per_block in forecasts.items():
+            out[name] = per_block[k]
+        pieces.append(out)
+    return pd.concat(pieces)
+
+
+def describe(data: pd.DataFrame, block: Block, k: int, n_blocks: int) -> str:
+    train_end = data.index[block.train_end - 1].date()
+    first, last = data.index[block.start].date(), data.index[block.stop - 1].date()
+    return (
+        f"refit {k}/{n_blocks}: train on {block.train_end} rows to {train_end}, "
+        f"forecast {block.stop - block.start} days {first}..{last}"
+    )
+
+
 def walk_forward(
     data: pd.DataFrame,
     returns: pd.Series,
@@ -57,7 +91,9 @@ def walk_forward(
     blocks: Sequence[Block],
     progress: Progress | None = None,
 ) -> pd.DataFrame:
-    """Out-of-sample forecasts of every model on every block's rows, plus the realized target.
+    """Out-of-sample forecasts of every model on every block's rows, plus the realized target,
+    in this process, one block after another (``volforecast.engine`` runs the same pieces on
+    Dask).
 
     ``data`` holds labeled rows (features and ``target``); ``returns`` the daily log returns
     by date, including the forecast dates (a model only reads them up to each forecast date).
@@ -66,17 +102,9 @@ def walk_forward(
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique, got {names}")
-    pieces = []
+    out: dict[str, list[FloatArray]] = {name: [] for name in names}
     for k, block in enumerate(blocks, start=1):
-        train = data.iloc[: block.train_end]
-        rows = data.iloc[block.start : block.stop]
-        say(
-            f"refit {k}/{len(blocks)}: train on {len(train)} rows to {train.index[-1].date()}, "
-            f"forecast {len(rows)} days {rows.index[0].date()}..{rows.index[-1].date()}"
-        )
-        out = pd.DataFrame({REALIZED: rows[TARGET].to_numpy()}, index=rows.index)
+        say(describe(data, block, k, len(blocks)))
         for model in models:
-            model.fit(train, returns)
-            out[model.name] = model.predict(rows, returns)
-        pieces.append(out)
-    return pd.concat(pieces)
+            out[model.name].append(forecast_block(model, data, returns, block))
+    return assemble(data, blocks, out)

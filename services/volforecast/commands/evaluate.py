@@ -10,19 +10,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from volforecast import __version__
-from volforecast.artifacts import write_outputs
+from volforecast.artifacts import ModelsDirectory, write_outputs
 from volforecast.baselines import default_baselines
 from volforecast.commands.train import MIN_LABELED_ROWS, make_ensemble
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
+from volforecast.engine import Engine, Piece, task_threads
 from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
-from volforecast.errors import DataError
+from volforecast.errors import DataError, VolforecastError
 from volforecast.evaluation import (
     diebold_mariano,
     mae,
@@ -35,8 +38,14 @@ from volforecast.evaluation import (
 )
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
-from volforecast.schemas import DMTest, EvaluationReport, ModelMetrics
-from volforecast.walkforward import REALIZED, schedule, walk_forward
+from volforecast.schemas import (
+    DMTest,
+    EvaluationReport,
+    EvaluationSummary,
+    EvaluationSummaryRow,
+    ModelMetrics,
+)
+from volforecast.walkforward import REALIZED, Block, assemble, forecast_block, schedule
 
 log = logging.getLogger(__name__)
 
@@ -237,41 +246,62 @@ def _plots(forecasts: pd.DataFrame, report: EvaluationReport) -> dict[str, bytes
     }
 
 
-def run_evaluate(
-    settings: Settings,
-    progress: Progress,
-    *,
-    downloader: Downloader | None = None,
-    now: dt.datetime | None = None,
-) -> tuple[EvaluationReport, list[Path]]:
-    """Run the walk-forward and write the report files; returns the report and the paths."""
-    started = time.monotonic()
-    now = now or dt.datetime.now(dt.UTC)
-    market = load_market_data(settings, downloader=downloader, today=now.date())
+@dataclass(frozen=True)
+class Walk:
+    """One benchmark (a symbol at a horizon), ready to cut into pieces."""
+
+    settings: Settings
+    source: str
+    data: pd.DataFrame
+    returns: pd.Series
+    blocks: list[Block]
+    models: list[Any]
+
+    @property
+    def name(self) -> str:
+        return f"{self.settings.symbol} h={self.settings.horizon}"
+
+
+@dataclass(frozen=True)
+class EvaluateOutcome:
+    """A benchmark's report and files, or the error that stopped it."""
+
+    symbol: str
+    horizon: int
+    report: EvaluationReport | None = None
+    paths: list[Path] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -> Walk:
+    """Load and check one benchmark's data and schedule its refits (no model is fitted)."""
+    market = load_market_data(settings, downloader=downloader, today=today)
     data = labeled(build_dataset(market.frame, settings.horizon))
     returns = log_returns(market.frame["spy_adj_close"])
     first = int(data.index.searchsorted(pd.Timestamp(settings.eval_start)))
     purge = settings.horizon
     if first - purge < MIN_LABELED_ROWS:
         raise DataError(
-            f"only {max(first - purge, 0)} labeled rows before --eval-start {settings.eval_start} "
-            f"(data from {data.index[0].date() if len(data) else settings.start}); the first "
-            f"refit needs at least {MIN_LABELED_ROWS}. Fix: move --eval-start later or --start "
-            "earlier."
+            f"{settings.symbol}: only {max(first - purge, 0)} labeled rows before --eval-start "
+            f"{settings.eval_start} (data from {data.index[0].date() if len(data) else settings.start}); "
+            f"the first refit needs at least {MIN_LABELED_ROWS}. Fix: move --eval-start later "
+            "or --start earlier."
         )
     if first >= len(data):
         raise DataError(
-            f"no labeled rows on or after --eval-start {settings.eval_start} (data ends "
-            f"{data.index[-1].date()}). Fix: move --eval-start earlier."
+            f"{settings.symbol}: no labeled rows on or after --eval-start {settings.eval_start} "
+            f"(data ends {data.index[-1].date()}). Fix: move --eval-start earlier."
         )
     blocks = schedule(len(data), first, settings.refit_every, purge)
     models = [EnsembleForecaster(settings), *default_baselines(settings.horizon)]
-    progress(
-        f"walk-forward {settings.symbol}: {len(data) - first} days "
-        f"{data.index[first].date()}..{data.index[-1].date()}, {len(blocks)} refits of "
-        f"{len(models)} models"
-    )
-    forecasts = walk_forward(data, returns, models, blocks, progress)
+    return Walk(settings, market.source, data, returns, blocks, models)
+
+
+def finish(
+    walk: Walk, forecasts: pd.DataFrame, now: dt.datetime, duration: float
+) -> tuple[EvaluationReport, list[Path]]:
+    """The report of one finished walk-forward, and its files written to its output."""
+    settings = walk.settings
     result = evaluate_forecasts(forecasts, settings.horizon)
     report = EvaluationReport(
         metrics=result.metrics,
@@ -285,22 +315,21 @@ def run_evaluate(
             for y, n in pd.Series(pd.DatetimeIndex(forecasts.index).year).value_counts().items()
         },
         symbol=settings.symbol,
-        data_source=market.source,
+        data_source=walk.source,
         horizon=settings.horizon,
-        purge_rows=purge,
+        purge_rows=settings.horizon,
         refit_every=settings.refit_every,
-        refits=len(blocks),
+        refits=len(walk.blocks),
         seed=settings.seed,
-        train_start=data.index[0].date(),
+        train_start=walk.data.index[0].date(),
         eval_start=forecasts.index[0].date(),
         eval_end=forecasts.index[-1].date(),
         n_forecasts=len(forecasts),
         created_at=now.isoformat(),
         volforecast_version=__version__,
-        duration_seconds=round(time.monotonic() - started, 1),
+        duration_seconds=round(duration, 1),
     )
-    output = settings.output_dir or settings.models_dir / "evaluation"
-    progress(f"writing the report to {output}")
+    output = settings.output_dir or ModelsDirectory.for_settings(settings).root / "evaluation"
     files = {
         EVALUATION_JSON: report.model_dump_json(indent=2).encode(),
         EVALUATION_MD: markdown_table(report).encode(),
@@ -308,3 +337,236 @@ def run_evaluate(
         **_plots(forecasts, report),
     }
     return report, write_outputs(output, files)
+
+
+def evaluate_all(
+    runs: Sequence[Settings],
+    progress: Progress,
+    *,
+    engine: Engine | None = None,
+    downloader: Downloader | None = None,
+    now: dt.datetime | None = None,
+) -> list[EvaluateOutcome]:
+    """Every benchmark of ``runs`` (one Settings per symbol and horizon, each with its own
+    output): one model on one refit block is one piece of work for ``engine``. A benchmark
+    that fails (its data, or any of its pieces) is reported in its outcome; the others
+    complete."""
+    started = time.monotonic()
+    now = now or dt.datetime.now(dt.UTC)
+    engine = engine or Engine()
+    on_dask = engine.client is not None
+    walks: list[Walk | EvaluateOutcome] = []
+    for settings in runs:
+        if on_dask:
+            settings = settings.model_copy(update={"threads": task_threads(settings)})
+        try:
+            walk = prepare(settings, downloader, now.date())
+        except VolforecastError as exc:
+            progress(f"{settings.symbol} h={settings.horizon}: {exc}")
+            walks.append(EvaluateOutcome(settings.symbol, settings.horizon, error=exc))
+            continue
+        progress(
+            f"walk-forward {walk.name}: {len(walk.data) - walk.blocks[0].start} days "
+            f"{walk.data.index[walk.blocks[0].start].date()}..{walk.data.index[-1].date()}, "
+            f"{len(walk.blocks)} refits of {len(walk.models)} models"
+        )
+        walks.append(walk)
+    pieces: list[Piece] = []
+    owners: list[tuple[int, str, int]] = []  # (walk index, model name, block index)
+    for w, item in enumerate(walks):
+        if not isinstance(item, Walk):
+            continue
+        walk = item
+        data, returns = engine.share(walk.data), engine.share(walk.returns)
+        for k, block in enumerate(walk.blocks):
+            for model in walk.models:
+                label = f"{walk.name} refit {k + 1}/{len(walk.blocks)} {model.name}"
+                pieces.append(Piece(label, forecast_block, (model, data, returns, block)))
+                owners.append((w, model.name, k))
+    outcomes = engine.run(pieces, "evaluate", progress)
+    per_walk: dict[int, dict[str, list[Any]]] = {}
+    failed: dict[int, BaseException] = {}
+    for (w, name, k), outcome in zip(owners, outcomes, strict=True):
+        if outcome.error is not None:
+            failed.setdefault(w, outcome.error)
+            continue
+        owner = walks[w]
+        assert isinstance(owner, Walk)
+        slots = per_walk.setdefault(w, {m.name: [None] * len(owner.blocks) for m in owner.models})
+        slots[name][k] = outcome.value
+    results: list[EvaluateOutcome] = []
+    for w, item in enumerate(walks):
+        if not isinstance(item, Walk):
+            results.append(item)
+            continue
+        walk = item
+        settings = walk.settings
+        if w in failed:
+            progress(f"{walk.name} failed: {failed[w]}")
+            results.append(EvaluateOutcome(settings.symbol, settings.horizon, error=failed[w]))
+            continue
+        forecasts = assemble(walk.data, walk.blocks, per_walk[w])
+        report, paths = finish(walk, forecasts, now, time.monotonic() - started)
+        progress(f"{walk.name}: wrote the report to {paths[0].parent}")
+        results.append(EvaluateOutcome(settings.symbol, settings.horizon, report, paths))
+    return results
+
+
+def run_evaluate(
+    settings: Settings,
+    progress: Progress,
+    *,
+    engine: Engine | None = None,
+    downloader: Downloader | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[EvaluationReport, list[Path]]:
+    """One benchmark (``settings.symbol`` at ``settings.horizon``): the report and its files.
+    Raises the error that stopped it."""
+    [outcome] = evaluate_all([settings], progress, engine=engine, downloader=downloader, now=now)
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.report is not None
+    return outcome.report, outcome.paths
+
+
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+
+
+def run_evaluate_universe(
+    settings: Settings,
+    symbols: Sequence[str],
+    horizons: Sequence[int],
+    progress: Progress,
+    *,
+    engine: Engine | None = None,
+    downloader: Downloader | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[EvaluationSummary, list[Path]]:
+    """Every symbol at every horizon: ``<output>/<SYMBOL>/h<H>/`` holds each benchmark's
+    files (as a single evaluate writes them), ``<output>/summary.{json,md}`` the comparison."""
+    started = time.monotonic()
+    now = now or dt.datetime.now(dt.UTC)
+    output = settings.output_dir or ModelsDirectory.for_settings(settings).root / "evaluation"
+    runs = [
+        settings.for_symbol(s, horizon=h, horizons=None, output_dir=output / s / f"h{h}")
+        for s in symbols
+        for h in horizons
+    ]
+    outcomes = evaluate_all(runs, progress, engine=engine, downloader=downloader, now=now)
+    summary = summarize(outcomes, output, list(symbols), list(horizons), now)
+    summary.duration_seconds = round(time.monotonic() - started, 1)
+    paths = write_outputs(
+        output,
+        {
+            SUMMARY_JSON: summary.model_dump_json(indent=2).encode(),
+            SUMMARY_MD: summary_markdown(summary).encode(),
+        },
+    )
+    return summary, paths
+
+
+def summarize(
+    outcomes: Sequence[EvaluateOutcome],
+    output: Path,
+    symbols: list[str],
+    horizons: list[int],
+    now: dt.datetime,
+) -> EvaluationSummary:
+    """One row per benchmark: every model's RMSE and QLIKE over HAR-RV's and over the best
+    baseline's, the ensemble's DM tests, or why the benchmark failed."""
+    rows = []
+    for o in outcomes:
+        if o.error is not None or o.report is None:
+            code = o.error.exit_code if isinstance(o.error, VolforecastError) else 1
+            rows.append(
+                EvaluationSummaryRow(
+                    symbol=o.symbol,
+                    horizon=o.horizon,
+                    status="failed",
+                    exit_code=code,
+                    error=str(o.error),
+                )
+            )
+            continue
+        r = o.report
+        best = {k: getattr(r.metrics[r.best_baseline[k]], k) for k in ("rmse", "qlike")}
+        rows.append(
+            EvaluationSummaryRow(
+                symbol=o.symbol,
+                horizon=o.horizon,
+                status="ok",
+                exit_code=0,
+                report=str((o.paths[0].parent / EVALUATION_JSON).relative_to(output)),
+                n_forecasts=r.n_forecasts,
+                eval_start=r.eval_start,
+                eval_end=r.eval_end,
+                best_baseline={k: r.best_baseline[k] for k in ("rmse", "qlike")},
+                ratio_to_har_rv={
+                    m: {k: v[k] for k in ("rmse", "qlike")} for m, v in r.ratio_to_har_rv.items()
+                },
+                ratio_to_best_baseline={
+                    m: {k: getattr(mm, k) / best[k] if best[k] else float("nan") for k in best}
+                    for m, mm in r.metrics.items()
+                },
+                ensemble_beats_every_baseline=r.ensemble_beats_every_baseline,
+                diebold_mariano=r.diebold_mariano,
+            )
+        )
+    return EvaluationSummary(
+        created_at=now.isoformat(),
+        symbols=symbols,
+        horizons=horizons,
+        results=rows,
+        duration_seconds=0.0,
+        volforecast_version=__version__,
+    )
+
+
+def summary_markdown(summary: EvaluationSummary) -> str:
+    """The summary for people: the ensemble against the baselines, then every model's ratios."""
+    lines = [
+        f"# Walk-forward evaluation: {', '.join(summary.symbols)} at horizon(s) "
+        f"{', '.join(map(str, summary.horizons))}",
+        "",
+        "Ratios below 1: the model's loss is lower. DM p-values: the ensemble against the best "
+        "baseline of that loss (two-sided, Newey–West).",
+        "",
+        "| symbol | h | ensemble RMSE / best | QLIKE / best | best RMSE baseline | best QLIKE "
+        "baseline | DM p (RMSE) | DM p (QLIKE) | RMSE / HAR-RV | QLIKE / HAR-RV |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary.results:
+        if row.status == "failed":
+            lines.append(f"| {row.symbol} | {row.horizon} | failed (exit {row.exit_code}): "
+                         f"{row.error} |||||||||")  # fmt: skip
+            continue
+        mine = row.ratio_to_best_baseline[ENSEMBLE]
+        har = row.ratio_to_har_rv[ENSEMBLE]
+        p = {(t.loss, t.against): t.p_value for t in row.diebold_mariano}
+        p_rmse = p.get(("squared_error", row.best_baseline["rmse"]), float("nan"))
+        p_qlike = p.get(("qlike", row.best_baseline["qlike"]), float("nan"))
+        lines.append(
+            f"| {row.symbol} | {row.horizon} | {mine['rmse']:.3f} | {mine['qlike']:.3f} | "
+            f"{row.best_baseline['rmse']} | {row.best_baseline['qlike']} | {p_rmse:.2g} | "
+            f"{p_qlike:.2g} | {har['rmse']:.3f} | {har['qlike']:.3f} |"
+        )
+    ok = [r for r in summary.results if r.status == "ok"]
+    if ok:
+        models = list(ok[0].ratio_to_har_rv)
+        lines += [
+            "",
+            "Every model, RMSE / QLIKE over HAR-RV's:",
+            "",
+            "| symbol | h | " + " | ".join(models) + " |",
+            "|---|---|" + "---|" * len(models),
+        ]
+        for row in ok:
+            cells = [
+                f"{row.ratio_to_har_rv[m]['rmse']:.3f} / {row.ratio_to_har_rv[m]['qlike']:.3f}"
+                for m in models
+            ]
+            lines.append(f"| {row.symbol} | {row.horizon} | " + " | ".join(cells) + " |")
+    lines += ["", f"{len(ok)} of {len(summary.results)} benchmarks completed in "
+              f"{summary.duration_seconds:.0f}s.", ""]  # fmt: skip
+    return "\n".join(lines)

@@ -63,7 +63,7 @@ def run_monitor(
     current = models.load_current()
     dual = current.dual
     progress(
-        f"monitoring model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})"
+        f"monitoring {settings.symbol} model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})"
     )
     if settings.horizon != dual.horizon:
         log.warning(
@@ -127,6 +127,7 @@ def run_monitor(
             data_source=market.source,
             retraining=advice,
             feature_drift=features,
+            symbol=settings.symbol,
         )
         models.assert_lock_held()
         models.append_history(MONITORING_HISTORY, record)

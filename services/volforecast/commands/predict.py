@@ -86,13 +86,14 @@ def run_predict(
         run_id=current.run_id,
         training_date_end=info.training_date_end,
         data_source=market.source,
+        symbol=settings.symbol,
     )
 
 
 def forecast_table(forecast: Forecast) -> str:
     """The forecast for people."""
     rows = [
-        ("forecast", f"{forecast.forecast_annualized_pct:.2f}% annualized "
+        ("forecast", f"{forecast.symbol} {forecast.forecast_annualized_pct:.2f}% annualized "
                      f"({forecast.forecast_daily:.6f} daily)"),
         ("horizon", f"next {forecast.horizon} trading days after {forecast.features_date}"),
         ("model", f"Model {forecast.model} ({forecast.model_file}), {forecast.model_choice}"),

@@ -227,7 +227,7 @@ def run_report(
         created_at=now.isoformat(),
     )
     text = summary_text(summary)
-    output = settings.output_dir or settings.models_dir / "reports"
+    output = settings.output_dir or models.root / "reports"
     progress(f"writing {len(images)} plots and {REPORT_HTML} to {output}")
     files = {
         REPORT_JSON: report.model_dump_json(indent=2).encode(),

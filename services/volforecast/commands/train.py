@@ -130,6 +130,7 @@ def train_models(
         "target": f"realized volatility of the next {settings.horizon} trading days (daily units)",
         "created_at": stamp,
         "volforecast_version": __version__,
+        "symbol": settings.symbol,
     }
     blobs = {}
     for name, fit, label in ((MODEL_A_FILE, fit_a, "A"), (MODEL_B_FILE, fit_b, "B")):
@@ -185,6 +186,7 @@ def train_models(
         purge_rows=purge,
         validation_samples=a_info.validation_samples,
         model_sha256=a_info.sha256,
+        symbol=settings.symbol,
     )
     dual = DualModelBaseline(
         timestamp=stamp,
@@ -196,6 +198,7 @@ def train_models(
         feature_cols=list(FEATURE_COLUMNS),
         data_source=market.source,
         data_end=market.last_date,
+        symbol=settings.symbol,
     )
     record = TrainingRecord(
         timestamp=stamp,
@@ -208,6 +211,7 @@ def train_models(
         data_end=market.last_date,
         as_of=settings.as_of,
         duration_seconds=round(time.monotonic() - started, 3),
+        symbol=settings.symbol,
     )
     blobs[VALIDATION_FILE] = validation.model_dump_json(indent=2).encode()
     blobs[DUAL_FILE] = dual.model_dump_json(indent=2).encode()
@@ -228,11 +232,11 @@ def run_train(
     models = ModelsDirectory.for_settings(settings)
     with models.lock(settings.lock_timeout, purpose="train", create=True):
         models.recover(settings.archive_keep)
-        progress(f"training run {run_id}")
+        progress(f"training run {run_id} ({settings.symbol})")
         market = load_market_data(settings, downloader=downloader, today=now.date())
         for note in market.notes:
             progress(note)
         result, blobs = train_models(market, settings, run_id, now, progress)
-        progress(f"writing the model set to {settings.models_dir}")
+        progress(f"writing the model set to {models.root}")
         models.commit(run_id, blobs, result.record, keep=settings.archive_keep)
     return result

@@ -1,0 +1,180 @@
+"""Universe runs: train, monitor or predict over a list of symbols in one command.
+
+Each symbol is one piece of work for the engine (a Dask task for train and monitor; predict is
+cheap and runs in this process). Every symbol gets its own complete models directory, lock and
+histories (``ModelsDirectory.for_settings``), so symbols never wait for each other. A symbol
+that fails is reported with its cause and exit code; the others complete, and the command's
+exit code says that something failed (``EXIT_SOME_SYMBOLS_FAILED``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from volforecast.config import Settings
+from volforecast.engine import Engine, Outcome, Piece, task_threads
+from volforecast.errors import VolforecastError
+from volforecast.schemas import UniverseRow, UniverseSummary
+
+log = logging.getLogger(__name__)
+
+Command = Literal["train", "monitor", "predict"]
+
+
+def _worker_logging(level: str) -> None:
+    """Log lines of a piece on a Dask worker process go to its stderr, which a local cluster
+    shares with the command's terminal (and a remote worker with its own log)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=level,
+            format="%(asctime)s %(levelname)s %(message)s",
+            datefmt="%Y-%m-%dT%H:%M:%S%z",
+            stream=sys.stderr,
+        )
+    logging.getLogger("volforecast").setLevel(level)
+
+
+def _say(symbol: str) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        log.info("%s: %s", symbol, message)
+
+    return say
+
+
+def train_symbol(settings: Settings) -> BaseModel:
+    """One symbol's train run (a Dask task): its training record."""
+    from volforecast.commands.train import run_train
+
+    _worker_logging(settings.log_level)
+    return run_train(settings, _say(settings.symbol)).record
+
+
+def monitor_symbol(settings: Settings) -> BaseModel:
+    """One symbol's monitor run (a Dask task): its monitoring record."""
+    from volforecast.commands.monitor import run_monitor
+
+    _worker_logging(settings.log_level)
+    return run_monitor(settings, _say(settings.symbol)).record
+
+
+def predict_symbol(settings: Settings, requested: Literal["a", "b"] | None) -> BaseModel:
+    """One symbol's forecast."""
+    from volforecast.commands.predict import run_predict
+
+    return run_predict(settings, _say(settings.symbol), requested=requested)
+
+
+@dataclass(frozen=True)
+class UniverseResult:
+    summary: UniverseSummary
+    records: dict[str, Any]
+
+    @property
+    def failed(self) -> list[UniverseRow]:
+        return [row for row in self.summary.symbols if row.status == "failed"]
+
+
+def exit_code_of(error: BaseException) -> int:
+    return error.exit_code if isinstance(error, VolforecastError) else 1
+
+
+def run_universe(
+    command: Command,
+    settings: Settings,
+    symbols: Sequence[str],
+    engine: Engine,
+    progress: Callable[[str], None],
+    *,
+    requested: Literal["a", "b"] | None = None,
+    now: dt.datetime | None = None,
+) -> UniverseResult:
+    """``command`` once per symbol on ``engine``; one row per symbol in the summary."""
+    now = now or dt.datetime.now(dt.UTC)
+    pieces = []
+    for symbol in symbols:
+        changes: dict[str, Any] = {}
+        if engine.client is not None:
+            changes["threads"] = task_threads(settings)
+        one = settings.for_symbol(symbol, **changes)
+        if command == "train":
+            pieces.append(Piece(f"train {symbol}", train_symbol, (one,)))
+        elif command == "monitor":
+            pieces.append(Piece(f"monitor {symbol}", monitor_symbol, (one,)))
+        else:
+            pieces.append(Piece(f"predict {symbol}", predict_symbol, (one, requested)))
+    outcomes = engine.run(pieces, command, progress)
+    rows = [_row(symbol, outcome) for symbol, outcome in zip(symbols, outcomes, strict=True)]
+    summary = UniverseSummary(command=command, created_at=now.isoformat(), symbols=rows)
+    records = {
+        symbol: outcome.value
+        for symbol, outcome in zip(symbols, outcomes, strict=True)
+        if outcome.error is None
+    }
+    return UniverseResult(summary, records)
+
+
+def _row(symbol: str, outcome: Outcome) -> UniverseRow:
+    if outcome.error is not None:
+        return UniverseRow(
+            symbol=symbol,
+            status="failed",
+            exit_code=exit_code_of(outcome.error),
+            error=str(outcome.error),
+        )
+    value = outcome.value
+    return UniverseRow(
+        symbol=symbol,
+        status="ok",
+        exit_code=0,
+        result=value.model_dump(mode="json") if isinstance(value, BaseModel) else value,
+    )
+
+
+def universe_table(result: UniverseResult) -> str:
+    """The summary for people: one line per symbol, failures with their cause."""
+    command = result.summary.command
+    lines = [f"{command} over {len(result.summary.symbols)} symbols:"]
+    header = {
+        "train": f"{'symbol':<8}{'status':<8}{'run id':<24}{'A valid. RMSE':>14}"
+        f"{'B test RMSE':>13}{'data to':>12}",
+        "monitor": f"{'symbol':<8}{'status':<8}{'drift %':>9}  {'level':<8}{'B wins %':>9}  "
+        f"{'recommendation':<22}{'retraining':<12}",
+        "predict": f"{'symbol':<8}{'status':<8}{'forecast (ann. %)':>18}  {'model':<6}"
+        f"{'features of':<12}{'horizon':>8}",
+    }[command]
+    lines.append(header)
+    for row in result.summary.symbols:
+        if row.status == "failed":
+            lines.append(f"{row.symbol:<8}{'FAILED':<8}exit {row.exit_code}: {row.error}")
+            continue
+        r = row.result or {}
+        if command == "train":
+            lines.append(
+                f"{row.symbol:<8}{'ok':<8}{r['run_id']:<24}"
+                f"{r['model_a']['validation_rmse']:>14.6f}{r['model_b']['test_rmse']:>13.6f}"
+                f"{r['data_end']:>12}"
+            )
+        elif command == "monitor":
+            lines.append(
+                f"{row.symbol:<8}{'ok':<8}{r['drift']['model_a_drift_pct']:>9.2f}  "
+                f"{r['drift']['level']:<8}{r['comparison']['model_b_win_rate']:>9.0f}  "
+                f"{r['recommendation']:<22}{r['retraining']['action']:<12}"
+            )
+        else:
+            lines.append(
+                f"{row.symbol:<8}{'ok':<8}{r['forecast_annualized_pct']:>18.2f}  "
+                f"{r['model']:<6}{r['features_date']:<12}{r['horizon']:>8}"
+            )
+    failed = result.failed
+    lines.append(
+        f"{len(result.summary.symbols) - len(failed)} succeeded, {len(failed)} failed"
+        + (f" ({', '.join(r.symbol for r in failed)})" if failed else "")
+    )
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""The compute engine: independent, pure pieces of work run as Dask tasks.
+
+Commands cut their work into ``Piece``\\ s (a symbol's train; one model on one refit block of
+one symbol and horizon) and hand them to an ``Engine``. With a Dask client the pieces run on
+its workers: an embedded ``LocalCluster`` by default (one single-threaded worker process per
+CPU this process may use, or ``--workers N``), or an existing cluster (``--scheduler``).
+Dask does the scheduling, the data transfer and the retries of pieces whose worker died;
+nothing here re-implements them. Without a client (library calls, most tests) the same pieces
+run in this process, one after another.
+
+Every piece is pure and seeded, and every model fit inside a piece uses a fixed number of
+threads (``--threads``, default 1 on Dask: the workers are the parallelism), so the results do
+not depend on the number of workers or on which worker ran what.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from volforecast.config import Settings
+from volforecast.errors import ClusterError
+from volforecast.runtime import Stopped, available_cpus
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+log = logging.getLogger(__name__)
+
+# How long a client waits for an existing scheduler before giving up.
+CONNECT_TIMEOUT_SECONDS = 30
+BAR_WIDTH = 30
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One independent unit of work: ``func(*args)``; ``label`` names it in progress lines."""
+
+    label: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a piece gave: its ``value``, or the ``error`` it raised."""
+
+    label: str
+    value: Any = None
+    error: BaseException | None = None
+
+
+def task_threads(settings: Settings) -> int:
+    """Threads of each model fit inside a piece: --threads, else one (the workers are the
+    parallelism; more would oversubscribe the CPUs)."""
+    return settings.threads or 1
+
+
+class Engine:
+    """Runs pieces on a Dask client, or in this process when ``client`` is None."""
+
+    def __init__(self, client: Client | None = None) -> None:
+        self.client = client
+
+    @property
+    def workers(self) -> int:
+        if self.client is None:
+            return 1
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def share(self, value: Any) -> Any:
+        """``value`` as an argument many pieces use: sent to the cluster once, not per piece."""
+        if self.client is None:
+            return value
+        return self.client.scatter(value, hash=False)
+
+    def run(
+        self, pieces: Sequence[Piece], what: str, progress: Callable[[str], None]
+    ) -> list[Outcome]:
+        """Run every piece; outcomes in the order of ``pieces``. A failing piece does not stop
+        the others: its outcome carries the error."""
+        total = len(pieces)
+        ticker = _Ticker(what, total, progress)
+        if self.client is None:
+            outcomes = []
+            for piece in pieces:
+                try:
+                    outcome = Outcome(piece.label, value=piece.func(*piece.args))
+                except Stopped:
+                    raise
+                except Exception as exc:  # reported per piece, like a failed Dask task
+                    outcome = Outcome(piece.label, error=exc)
+                ticker.done(outcome)
+                outcomes.append(outcome)
+            ticker.close()
+            return outcomes
+        from distributed import as_completed
+
+        # A readable, unique key per task: the dashboard and the worker logs show it.
+        run = uuid.uuid4().hex[:8]
+        futures = [
+            self.client.submit(p.func, *p.args, key=f"{p.label}-{run}-{i}", pure=False)
+            for i, p in enumerate(pieces)
+        ]
+        position = {f.key: i for i, f in enumerate(futures)}
+        results: list[Outcome | None] = [None] * total
+        for future in as_completed(futures):
+            i = position[future.key]
+            if future.status == "error":
+                error = future.exception()
+                outcome = Outcome(
+                    pieces[i].label,
+                    error=error if isinstance(error, BaseException) else RuntimeError(str(error)),
+                )
+            else:
+                outcome = Outcome(pieces[i].label, value=future.result())
+            future.release()
+            results[i] = outcome
+            ticker.done(outcome)
+        ticker.close()
+        return [r for r in results if r is not None]
+
+
+class _Ticker:
+    """Progress of a run: a bar redrawn in place on a terminal, one plain line per finished
+    piece otherwise (cron, docker logs)."""
+
+    def __init__(self, what: str, total: int, progress: Callable[[str], None]) -> None:
+        self.what = what
+        self.total = total
+        self.progress = progress
+        self.finished = 0
+        self.failed = 0
+        self.started = time.monotonic()
+        self.bar = sys.stderr.isatty()
+
+    def done(self, outcome: Outcome) -> None:
+        self.finished += 1
+        self.failed += outcome.error is not None
+        state = "FAILED: " + _reason(outcome.error) if outcome.error is not None else "done"
+        if not self.bar:
+            self.progress(f"{self.what} {self.finished}/{self.total}: {outcome.label} {state}")
+            return
+        filled = BAR_WIDTH * self.finished // max(self.total, 1)
+        line = (
+            f"\r{self.what} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+            f"{self.finished}/{self.total} {time.monotonic() - self.started:6.0f}s "
+            f"{outcome.label[:40]:<40}"
+        )
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        if outcome.error is not None:  # failures stay on screen, each on its own line
+            sys.stderr.write("\n")
+            self.progress(f"{outcome.label} FAILED: {_reason(outcome.error)}")
+
+    def close(self) -> None:
+        if self.bar and self.total:
+            sys.stderr.write("\n")
+        self.progress(
+            f"{self.what}: {self.finished - self.failed} of {self.total} pieces done"
+            + (f", {self.failed} failed" if self.failed else "")
+            + f" in {time.monotonic() - self.started:.1f}s"
+        )
+
+
+def _reason(error: BaseException | None) -> str:
+    return str(error).split("\n", 1)[0] if error is not None else ""
+
+
+@contextlib.contextmanager
+def open_engine(settings: Settings, progress: Callable[[str], None]) -> Iterator[Engine]:
+    """A Dask engine for one command: a client of ``--scheduler`` when given, else of an
+    embedded local cluster that is shut down when the block ends."""
+    from distributed import Client, LocalCluster
+
+    # distributed sets its loggers to INFO when imported; its chatter is not our progress.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    if settings.dask_scheduler:
+        try:
+            client = Client(settings.dask_scheduler, timeout=CONNECT_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {settings.dask_scheduler} within "
+                f"{CONNECT_TIMEOUT_SECONDS}s ({exc}). Fix: start it (`docker compose --profile "
+                "cluster up -d`) or unset --scheduler / VOLF_DASK_SCHEDULER to use a local "
+                "cluster."
+            ) from exc
+        with client:
+            engine = Engine(client)
+            progress(f"Dask cluster {settings.dask_scheduler}: {engine.workers} workers")
+            yield engine
+        return
+    workers = settings.workers or available_cpus()
+    # One single-threaded process per worker: model fits hold the GIL in places, and a piece
+    # that crashes a process takes only its own worker down (Dask restarts it).
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    with cluster, Client(cluster) as client:
+        progress(f"local Dask cluster: {workers} worker process(es), 1 thread each")
+        yield Engine(client)

@@ -1,0 +1,244 @@
+"""Many underlyings: per-symbol model sets, universe runs on Dask, failing symbols."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from volforecast.artifacts import MODEL_A_FILE, TRAINING_HISTORY, ModelsDirectory, symbol_root
+from volforecast.cli import main
+from volforecast.commands.evaluate import run_evaluate_universe
+from volforecast.commands.universe import run_universe
+from volforecast.config import build_settings
+from volforecast.engine import Engine
+from volforecast.errors import ConfigError, IntegrityError
+from volforecast.schemas import EvaluationSummary, TrainingRecord
+
+from .conftest import cli_args, synthetic_market, write_market
+
+SYMBOLS = ["SPY", "QQQ", "GLD"]
+
+
+def _write_universe(directory: Path) -> Path:
+    """SPY, QQQ and GLD (three different synthetic paths) and one VIX."""
+    spy, vix = synthetic_market()
+    write_market(directory, spy, vix)
+    for seed, symbol in ((11, "qqq"), (12, "gld")):
+        other, _ = synthetic_market(seed=seed)
+        other.to_csv(directory / f"{symbol}_daily.csv", index=False)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[object]:
+    """An in-process Dask cluster with two single-threaded workers."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def universe(tmp_path_factory: pytest.TempPathFactory, client: object) -> Path:
+    """Three symbols trained as a universe on the two-worker cluster."""
+    root = tmp_path_factory.mktemp("universe")
+    _write_universe(root / "data")
+    settings = build_settings(
+        data_source="csv", data_dir=root / "data", models_dir=root / "models",
+        start="2000-01-01", symbols=",".join(SYMBOLS), lock_timeout=30,
+    )  # fmt: skip
+    result = run_universe("train", settings, SYMBOLS, Engine(client), lambda _m: None)  # type: ignore[arg-type]
+    assert not result.failed, result.summary
+    return root
+
+
+def test_universe_train_keeps_spy_at_the_spec_paths_and_other_symbols_under_symbols(universe):
+    models = universe / "models"
+    assert (models / MODEL_A_FILE).is_file()
+    for symbol in ("QQQ", "GLD"):
+        assert (models / "symbols" / symbol / MODEL_A_FILE).is_file()
+    assert not (models / "symbols" / "SPY").exists()
+
+
+def test_universe_train_writes_a_verifiable_set_per_symbol_that_names_its_symbol(universe):
+    for symbol in SYMBOLS:
+        directory = ModelsDirectory(symbol_root(universe / "models", symbol), symbol=symbol)
+        current = directory.load_current()
+        assert current.dual.symbol == current.validation.symbol == symbol
+        assert current.model_a["symbol"] == symbol
+        [line] = (directory.root / TRAINING_HISTORY).read_text().splitlines()
+        assert TrainingRecord.model_validate_json(line).symbol == symbol
+
+
+def test_universe_train_fits_each_symbol_on_its_own_data(universe):
+    rmse = {
+        s: ModelsDirectory(symbol_root(universe / "models", s), symbol=s)
+        .load_current()
+        .validation.validation_rmse
+        for s in SYMBOLS
+    }
+    assert len(set(rmse.values())) == 3
+
+
+def test_load_current_refuses_a_set_of_another_symbol_when_copied_into_its_directory(
+    universe, tmp_path
+):
+    import shutil
+
+    fake = tmp_path / "models"
+    shutil.copytree(universe / "models" / "symbols" / "QQQ", fake, symlinks=True)
+    with pytest.raises(IntegrityError, match="is for QQQ, not SPY"):
+        ModelsDirectory(fake, symbol="SPY").load_current()
+
+
+def test_universe_monitor_and_predict_read_every_symbols_set(universe, client, tmp_path):
+    import shutil
+
+    root = tmp_path / "u"
+    shutil.copytree(universe, root, symlinks=True)
+    settings = build_settings(
+        data_source="csv", data_dir=root / "data", models_dir=root / "models",
+        start="2000-01-01", lock_timeout=30,
+    )  # fmt: skip
+    monitored = run_universe("monitor", settings, SYMBOLS, Engine(client), lambda _m: None)  # type: ignore[arg-type]
+    predicted = run_universe("predict", settings, SYMBOLS, Engine(), lambda _m: None)
+    assert [r.status for r in monitored.summary.symbols] == ["ok"] * 3
+    assert [r.result["symbol"] for r in predicted.summary.symbols] == SYMBOLS  # type: ignore[index]
+    for symbol in ("QQQ", "GLD"):
+        assert (root / "models" / "symbols" / symbol / "monitoring_history.jsonl").is_file()
+
+
+def test_universe_reports_a_failing_symbol_and_completes_the_others(universe, client, tmp_path):
+    import shutil
+
+    root = tmp_path / "u"
+    shutil.copytree(universe / "data", root / "data")
+    settings = build_settings(
+        data_source="csv", data_dir=root / "data", models_dir=root / "models",
+        start="2000-01-01", lock_timeout=30,
+    )  # fmt: skip
+    result = run_universe("train", settings, ["QQQ", "XLE", "GLD"], Engine(client), lambda _m: None)  # type: ignore[arg-type]
+    status = {r.symbol: (r.status, r.exit_code) for r in result.summary.symbols}
+    assert status == {"QQQ": ("ok", 0), "XLE": ("failed", 3), "GLD": ("ok", 0)}
+    assert "xle_daily.csv" in (result.failed[0].error or "")
+    assert (root / "models" / "symbols" / "GLD" / MODEL_A_FILE).is_file()
+
+
+def test_cli_universe_exits_11_and_prints_json_summary_when_one_symbol_fails(
+    universe, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    for key in [k for k in __import__("os").environ if k.startswith("VOLF_")]:
+        monkeypatch.delenv(key)
+    shutil.copytree(universe, tmp_path / "p", symlinks=True)
+    code = main(cli_args(tmp_path / "p", "predict", "--symbols", "spy,xle,gld"))
+    assert code == 11
+    summary = json.loads(capsys.readouterr().out)
+    assert [(r["symbol"], r["exit_code"]) for r in summary["symbols"]] == [
+        ("SPY", 0), ("XLE", 4), ("GLD", 0)
+    ]  # fmt: skip
+
+
+def test_universe_evaluate_is_identical_on_two_dask_workers_and_in_process(
+    universe, client, tmp_path
+):
+    dates = pd.read_csv(universe / "data" / "spy_daily.csv")["date"]
+    settings = build_settings(
+        data_source="csv", data_dir=universe / "data", start="2000-01-01",
+        eval_start=dates.iloc[700], refit_every=100,
+    )  # fmt: skip
+    runs = {}
+    for name, engine in (("local", Engine()), ("dask", Engine(client))):  # type: ignore[arg-type]
+        out = tmp_path / name
+        summary, _ = run_evaluate_universe(
+            settings.model_copy(update={"output_dir": out}), ["SPY", "GLD"], [1, 5],
+            lambda _m: None, engine=engine,
+        )  # fmt: skip
+        assert [r.status for r in summary.results] == ["ok"] * 4
+        runs[name] = out
+    for symbol in ("SPY", "GLD"):
+        for h in (1, 5):
+            rel = Path(symbol) / f"h{h}" / "forecasts.csv"
+            assert (runs["local"] / rel).read_bytes() == (runs["dask"] / rel).read_bytes()
+    summary = EvaluationSummary.model_validate_json((runs["dask"] / "summary.json").read_text())
+    assert [(r.symbol, r.horizon) for r in summary.results] == [
+        ("SPY", 1), ("SPY", 5), ("GLD", 1), ("GLD", 5)
+    ]  # fmt: skip
+    assert summary.results[0].ratio_to_har_rv["har_rv"] == {"rmse": 1.0, "qlike": 1.0}
+    assert "| GLD | 5 |" in (runs["dask"] / "summary.md").read_text()
+
+
+def test_universe_evaluate_reports_a_missing_symbol_and_completes_the_others(universe, tmp_path):
+    dates = pd.read_csv(universe / "data" / "spy_daily.csv")["date"]
+    settings = build_settings(
+        data_source="csv", data_dir=universe / "data", start="2000-01-01",
+        eval_start=dates.iloc[700], refit_every=200, output_dir=tmp_path / "o",
+    )  # fmt: skip
+    summary, _ = run_evaluate_universe(settings, ["XLE", "SPY"], [5], lambda _m: None)
+    assert [(r.symbol, r.status, r.exit_code) for r in summary.results] == [
+        ("XLE", "failed", 3), ("SPY", "ok", 0)
+    ]  # fmt: skip
+    assert (tmp_path / "o" / "SPY" / "h5" / "evaluation.json").is_file()
+    assert "failed (exit 3)" in (tmp_path / "o" / "summary.md").read_text()
+
+
+def test_settings_universe_reads_a_file_with_comments_and_drops_duplicates(tmp_path):
+    path = tmp_path / "universe.txt"
+    path.write_text("# index ETFs\nspy\nQQQ  # Nasdaq\n\nspy\ngld\n")
+    assert build_settings(universe_file=path).universe() == ["SPY", "QQQ", "GLD"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"symbols": "SPY,QQ Q"}, "--symbols"),
+        ({"horizons": "5,99"}, "--horizons"),
+        ({"implied_vol": "QQQ"}, "--implied-vol"),
+        ({"dask_scheduler": "dask:8786"}, "--scheduler"),
+    ],
+)
+def test_settings_reject_a_malformed_universe_option_naming_its_flag(overrides, named):
+    with pytest.raises(ConfigError, match=named):
+        build_settings(**overrides)
+
+
+def test_csv_source_reads_the_configured_implied_volatility_file(tmp_path):
+    from volforecast.data import load_market_data
+
+    spy, vix = synthetic_market()
+    write_market(tmp_path, spy, vix)
+    vxn = vix.assign(close=vix["close"] * 1.5)
+    vxn.to_csv(tmp_path / "vxn_daily.csv", index=False)
+    spy.to_csv(tmp_path / "qqq_daily.csv", index=False)
+    plain = load_market_data(build_settings(data_source="csv", data_dir=tmp_path, symbol="QQQ"))
+    mapped = load_market_data(
+        build_settings(data_source="csv", data_dir=tmp_path, symbol="QQQ", implied_vol="qqq=^vxn")
+    )
+    ratio = mapped.frame["vix_close"] / plain.frame["vix_close"]
+    assert ratio.round(12).unique().tolist() == [1.5]
+
+
+def test_metrics_of_a_universe_carry_one_series_per_symbol(universe):
+    from prometheus_client import generate_latest
+
+    from volforecast.telemetry import registry_of, train_metrics
+
+    records = {
+        s: ModelsDirectory(symbol_root(universe / "models", s), symbol=s).load_current().record
+        for s in SYMBOLS
+    }
+    text = generate_latest(
+        registry_of({s: train_metrics(r, 1.0, 0.0) for s, r in records.items()})
+    ).decode()
+    for symbol in SYMBOLS:
+        assert f'volforecast_train_validation_rmse{{symbol="{symbol}"}}' in text
