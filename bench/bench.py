@@ -12,6 +12,12 @@ own rusage.
 as a crowded cron host has), alternating so that both see the same machine, with OpenMP's
 passive waiting (volforecast's default) and with spin-waiting (OpenMP's own default) for
 comparison. It prints each run and the ratio of median contended to median idle wall time.
+
+``--universe`` measures the Dask engine: the universe evaluate (SPY, QQQ, TLT, GLD at h=5) on
+1 worker and on every CPU, side by side, checks that their forecasts are bit-identical and
+prints the speedup; then how wall time grows with the number of symbols (1, 2, 4, 7).
+
+    python bench/bench.py --data-dir ../shared/data --universe
 """
 
 from __future__ import annotations
@@ -33,14 +39,16 @@ from pathlib import Path
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in MiB, exit code) of one child process."""
     started = time.monotonic()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    err = proc.stderr.read().decode(errors="replace")
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.stderr.write(err)
+    # The child's log goes to a file: a pipe read only at the end would fill up (64 KiB) and
+    # block a chatty child for ever.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
     # Linux reports ru_maxrss in KiB.
     return wall, usage.ru_maxrss / 1024.0, proc.returncode
 
@@ -91,6 +99,43 @@ def contention(exe: str, common: list[str], env: dict[str, str], n: int, repeat:
     return 1 if failed else 0
 
 
+UNIVERSE = ["SPY", "QQQ", "TLT", "GLD", "EWJ", "IYR", "VTI"]
+
+
+def universe(exe: str, data_dir: str, env: dict[str, str], work: Path, eval_start: str) -> int:
+    four = UNIVERSE[:4]
+    cpus = len(os.sched_getaffinity(0))
+    base = [exe, "evaluate", "--source", "csv", "--data-dir", data_dir, "--horizons", "5",
+            "--eval-start", eval_start]  # fmt: skip
+    print(f"evaluate --symbols {','.join(four)} --horizons 5 --eval-start {eval_start}")
+    print(f"{'workers':<10}{'wall s':>10}{'exit':>6}")
+    walls = {}
+    failed = 0
+    for workers in (1, cpus):
+        out = work / f"w{workers}"
+        cmd = [*base, "--symbols", ",".join(four), "--workers", str(workers), "--output", str(out)]
+        wall, _, code = _run(cmd, env)
+        failed |= code != 0
+        walls[workers] = wall
+        print(f"{workers:<10}{wall:>10.1f}{code:>6}", flush=True)
+    same = all(
+        (work / "w1" / s / "h5" / "forecasts.csv").read_bytes()
+        == (work / f"w{cpus}" / s / "h5" / "forecasts.csv").read_bytes()
+        for s in four
+    ) if not failed else False  # fmt: skip
+    print(f"speedup {cpus} workers vs 1: {walls[1] / walls[cpus]:.2f}x; forecasts "
+          f"{'bit-identical' if same else 'DIFFER'}")  # fmt: skip
+    print(f"\nwall time by number of symbols ({cpus} workers)")
+    print(f"{'symbols':<10}{'wall s':>10}{'s/symbol':>10}{'exit':>6}")
+    for n in (1, 2, 4, 7):
+        symbols = UNIVERSE[:n]
+        cmd = [*base, "--symbols", ",".join(symbols), "--output", str(work / f"n{n}")]
+        wall, _, code = _run(cmd, env)
+        failed |= code != 0
+        print(f"{n:<10}{wall:>10.1f}{wall / n:>10.1f}{code:>6}", flush=True)
+    return 1 if failed or not same else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -105,6 +150,14 @@ def main() -> int:
         default=0,
         help="time train idle vs beside N busy processes (and nothing else)",
     )
+    parser.add_argument(
+        "--universe",
+        action="store_true",
+        help="the Dask engine: universe evaluate on 1 vs all workers, and growth with symbols",
+    )
+    parser.add_argument(
+        "--eval-start", default="2013-01-01", help="--universe: first day forecast [2013-01-01]"
+    )
     args = parser.parse_args()
 
     exe = shutil.which("volforecast") or str(Path(sys.executable).with_name("volforecast"))
@@ -113,6 +166,10 @@ def main() -> int:
     common = ["--source", "csv", "--data-dir", args.data_dir, "--models-dir", str(work / "m")]
     print(f"machine: {os.cpu_count()} CPUs ({_cpu()}), Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")  # fmt: skip
+    if args.universe:
+        code = universe(exe, args.data_dir, env, work, args.eval_start)
+        shutil.rmtree(work, ignore_errors=True)
+        return code
     if args.contention:
         code = contention(exe, common, env, args.contention, args.repeat)
         shutil.rmtree(work, ignore_errors=True)

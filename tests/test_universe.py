@@ -242,3 +242,57 @@ def test_metrics_of_a_universe_carry_one_series_per_symbol(universe):
     ).decode()
     for symbol in SYMBOLS:
         assert f'volforecast_train_validation_rmse{{symbol="{symbol}"}}' in text
+
+
+def _square(x: int) -> int:
+    if x == 3:
+        raise ValueError("three is not allowed")
+    return x * x
+
+
+def test_engine_logs_one_line_per_finished_piece_and_keeps_going_after_a_failure():
+    from volforecast.engine import Piece
+
+    lines: list[str] = []
+    pieces = [Piece(f"square {x}", _square, (x,)) for x in range(1, 5)]
+    outcomes = Engine().run(pieces, "squares", lines.append)
+    assert [o.value for o in outcomes] == [1, 4, None, 16]
+    assert str(outcomes[2].error) == "three is not allowed"
+    assert lines == [
+        "squares 1/4: square 1 done",
+        "squares 2/4: square 2 done",
+        "squares 3/4: square 3 FAILED: three is not allowed",
+        "squares 4/4: square 4 done",
+        lines[-1],
+    ]
+    assert lines[-1].startswith("squares: 3 of 4 pieces done, 1 failed in ")
+
+
+def test_engine_on_dask_returns_outcomes_in_piece_order(client):
+    from volforecast.engine import Piece
+
+    pieces = [Piece(f"square {x}", _square, (x,)) for x in (5, 3, 2)]
+    outcomes = Engine(client).run(pieces, "squares", lambda _m: None)  # type: ignore[arg-type]
+    assert [(o.label, o.value) for o in outcomes] == [
+        ("square 5", 25), ("square 3", None), ("square 2", 4)
+    ]  # fmt: skip
+    assert isinstance(outcomes[1].error, ValueError)
+
+
+def test_cli_exits_9_naming_the_fix_when_the_dask_scheduler_is_unreachable(
+    tmp_path, capsys, monkeypatch
+):
+    import socket
+
+    from volforecast import engine
+
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT_SECONDS", 2)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _write_universe(tmp_path / "data")
+    code = main(cli_args(tmp_path, "train", "--symbols", "spy,qqq",
+                         "--scheduler", f"tcp://127.0.0.1:{port}"))  # fmt: skip
+    assert code == 9
+    assert "VOLF_DASK_SCHEDULER" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()

@@ -221,6 +221,18 @@ def _cmd_evaluate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_replay(settings: Settings, _args: argparse.Namespace) -> int:
+    from volforecast.commands.replay import replay_markdown, run_replay
+    from volforecast.engine import open_engine
+
+    say = _progress()
+    with open_engine(settings, say) as engine:
+        report, paths = run_replay(settings, say, engine=engine)
+    print(replay_markdown(report))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def _cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
     from volforecast.commands.predict import forecast_table, run_predict
 
@@ -329,6 +341,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(
         handler=_cmd_evaluate, settings_fields=_add_settings(evaluate, evaluate_flags)
     )
+    replay = sub.add_parser(
+        "replay",
+        help="put the train/monitor policy on trial: years of weekly training and daily "
+        "monitoring, replayed",
+        description="Replay the production loop from --replay-start to the data's end with the "
+        "services' own code: train every --train-every trading days, monitor every day, follow "
+        "the monitor's advice, publish predict's forecast. Scores that policy against always "
+        "Model A, always Model B and scheduled retraining without monitoring, and the spec's "
+        "RMSE drift alarms against a scale-free signal. Writes replay.json, replay.md, days.csv, "
+        "plots and a models directory with the histories (for `report`) to --output.",
+    )
+    replay_flags = ["--source", "--data-dir", "--models-dir", "--symbol", "--implied-vol", "--start",
+                    "--end", "--replay-start", "--train-every", "--no-retrain-on-advice", "--horizon",
+                    "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level"]  # fmt: skip
+    replay.set_defaults(handler=_cmd_replay, settings_fields=_add_settings(replay, replay_flags))
     return parser
 
 

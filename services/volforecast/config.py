@@ -58,6 +58,9 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--implied-vol": ("implied_vol", {"metavar": "SYM=IV,..."}),
     "--workers": ("workers", {"type": int, "metavar": "N"}),
     "--scheduler": ("dask_scheduler", {"metavar": "tcp://HOST:8786"}),
+    "--replay-start": ("replay_start", {"metavar": "YYYY-MM-DD"}),
+    "--train-every": ("train_every", {"type": int, "metavar": "DAYS"}),
+    "--no-retrain-on-advice": ("retrain_on_advice", {"action": "store_const", "const": False}),
     "--metrics-file": ("metrics_file", {"metavar": "FILE"}),
 }
 
@@ -169,8 +172,19 @@ class Settings(BaseSettings):
     )
     output_dir: Path | None = Field(
         None,
-        description="evaluate/report: where files go; default <models_dir>/evaluation "
-        "(evaluate) or <models_dir>/reports (report).",
+        description="evaluate/report/replay: where files go; default <models_dir>/evaluation "
+        "(evaluate), <models_dir>/reports (report) or <models_dir>/replay (replay).",
+    )
+    replay_start: dt.date = Field(
+        dt.date(2013, 1, 1), description="replay: first day of the replayed production loop."
+    )
+    train_every: int = Field(
+        5, ge=1, le=260, description="replay: trading days between scheduled trainings (5: weekly)."
+    )
+    retrain_on_advice: bool = Field(
+        True,
+        description="replay: the monitor-following policy also trains when the monitor says "
+        "'retrain now' (--no-retrain-on-advice: never).",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     metrics_file: Path | None = Field(

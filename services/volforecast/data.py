@@ -70,6 +70,13 @@ class MarketData:
     def last_date(self) -> dt.date:
         return pd.Timestamp(self.frame.index[-1]).date()
 
+    def until(self, as_of: dt.date) -> MarketData:
+        """The rows dated on or before ``as_of``: what loading with ``--as-of`` gives."""
+        frame = self.frame.loc[self.frame.index <= pd.Timestamp(as_of)]
+        if frame.empty:
+            raise DataError(f"{self.source}: no rows on or before {as_of}.")
+        return MarketData(frame=frame, source=self.source, notes=list(self.notes))
+
 
 # --------------------------------------------------------------------------- validation
 

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from volforecast.evaluation import rmse
+from volforecast.evaluation import qlike, rmse
 from volforecast.schemas import (
     Comparison,
     Drift,
@@ -240,3 +240,23 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame) -> FeatureDrif
         features=items,
         skipped=skipped,
     )
+
+
+def relative_qlike_drift(
+    y_new: npt.ArrayLike,
+    a_new: npt.ArrayLike,
+    naive_new: npt.ArrayLike,
+    y_val: npt.ArrayLike,
+    a_val: npt.ArrayLike,
+    naive_val: npt.ArrayLike,
+) -> float:
+    """A scale-free drift signal: Model A's QLIKE relative to a naive forecast's on the same
+    rows, on the new rows against on the validation rows, in percent (>= 0, like ``drift_pct``).
+
+    QLIKE depends only on the ratio of realized to forecast variance, and dividing by the naive
+    forecast's QLIKE on the same days takes out how hard those days were: a turbulent period
+    alone does not raise it, a model that lost its skill does.
+    """
+    new = qlike(y_new, a_new) / qlike(y_new, naive_new)
+    val = qlike(y_val, a_val) / qlike(y_val, naive_val)
+    return max(0.0, (new / val - 1.0) * 100.0)

@@ -110,7 +110,26 @@ class Engine:
         ]
         position = {f.key: i for i, f in enumerate(futures)}
         results: list[Outcome | None] = [None] * total
-        for future in as_completed(futures):
+        try:
+            self._collect(as_completed(futures), position, pieces, results, ticker)
+        except (OSError, TimeoutError) as exc:  # distributed's CommClosedError is an OSError
+            raise ClusterError(
+                f"lost the connection to the Dask cluster after {ticker.finished} of {total} "
+                f"pieces ({exc}). Fix: check the scheduler and its workers, then run again "
+                "(finished model sets are committed; nothing is half-written)."
+            ) from exc
+        ticker.close()
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _collect(
+        finished: Any,
+        position: dict[Any, int],
+        pieces: Sequence[Piece],
+        results: list[Outcome | None],
+        ticker: _Ticker,
+    ) -> None:
+        for future in finished:
             i = position[future.key]
             if future.status == "error":
                 error = future.exception()
@@ -123,8 +142,6 @@ class Engine:
             future.release()
             results[i] = outcome
             ticker.done(outcome)
-        ticker.close()
-        return [r for r in results if r is not None]
 
 
 class _Ticker:
@@ -203,7 +220,9 @@ def open_engine(settings: Settings, progress: Callable[[str], None]) -> Iterator
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        # Its HTTP server (health, metrics; the dashboard needs bokeh) on a free port: a fixed
+        # one would collide with another cluster on the host.
+        dashboard_address=":0",
         silence_logs=logging.ERROR,
     )
     with cluster, Client(cluster) as client:

@@ -114,3 +114,24 @@ def psi_bars(psi: Mapping[str, float], thresholds: Sequence[float], title: str) 
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     return _png(fig)
+
+
+def signals_over_time(
+    timestamps: pd.DatetimeIndex,
+    series: Mapping[str, Sequence[float]],
+    thresholds: Sequence[float],
+    title: str,
+    ylabel: str,
+) -> bytes:
+    """Several daily signals on one axis, with the alarm thresholds."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for label, values in series.items():
+        ax.plot(timestamps, values, lw=0.7, label=label)
+    for level, color in zip(thresholds, ("orange", "red"), strict=False):
+        ax.axhline(level, color=color, ls="--", lw=0.9, label=f"{level:g}% threshold")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    _time_axis(ax, timestamps)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return _png(fig)

@@ -444,3 +444,70 @@ class EvaluationSummary(_Model):
     duration_seconds: float
     volforecast_version: str
     format_version: int = FORMAT_VERSION
+
+
+# --------------------------------------------------------------------------- replay
+
+
+class PolicyScore(_Model):
+    rmse: float
+    qlike: float
+    n_days: int
+
+
+class ReplayDMTest(_Model):
+    """Diebold–Mariano test of ``policy`` against ``against`` (negative: ``policy`` better)."""
+
+    policy: str
+    against: str
+    loss: Literal["squared_error", "qlike"]
+    statistic: float
+    p_value: float
+    mean_loss_difference: float
+
+
+class AlarmScore(_Model):
+    """A drift signal's alarms and what followed them (definitions: services/monitor/README)."""
+
+    days_scored: int
+    days_watch: int
+    days_retrain: int
+    retrain_now_advised: int | None = Field(
+        None, description="days the monitor's retraining advice was 'retrain_now'"
+    )
+    true_alarm_rate_any: float | None = Field(
+        None, description="share of watch-or-retrain days followed by a bad period"
+    )
+    true_alarm_rate_retrain: float | None = Field(
+        None, description="share of retrain-level days followed by a bad period"
+    )
+    false_alarm_rate_any: float | None = None
+    bad_periods_caught: float | None = Field(
+        None, description="share of days before a bad period on which the signal alarmed"
+    )
+    base_rate: float | None = Field(None, description="share of days followed by a bad period")
+
+
+class ReplayReport(_Model):
+    """``replay.json``, written by ``volforecast replay``."""
+
+    symbol: str
+    data_source: str
+    horizon: int
+    replay_start: dt.date
+    replay_end: dt.date
+    train_every: int
+    retrain_on_advice: bool
+    days: int
+    scheduled_trainings: int
+    advised_trainings: int
+    policies: dict[str, PolicyScore]
+    diebold_mariano: list[ReplayDMTest]
+    alarms: dict[str, AlarmScore]
+    alarm_window_days: int
+    model_b_days: int
+    model_b_days_rmse: dict[str, float]
+    created_at: str
+    volforecast_version: str
+    duration_seconds: float
+    format_version: int = FORMAT_VERSION

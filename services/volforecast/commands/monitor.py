@@ -12,7 +12,7 @@ import pandas as pd
 from volforecast import drift as rules
 from volforecast.artifacts import MONITORING_HISTORY, CurrentModels, ModelsDirectory
 from volforecast.config import Settings
-from volforecast.data import Downloader, load_market_data
+from volforecast.data import Downloader, MarketData, load_market_data
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import NoNewDataError
 from volforecast.features import TARGET, build_dataset, labeled
@@ -56,6 +56,7 @@ def run_monitor(
     *,
     downloader: Downloader | None = None,
     now: dt.datetime | None = None,
+    market: MarketData | None = None,
 ) -> MonitorResult:
     now = now or dt.datetime.now(dt.UTC)
     models = ModelsDirectory.for_settings(settings)
@@ -71,7 +72,8 @@ def run_monitor(
             dual.horizon,
             settings.horizon,
         )
-    market = load_market_data(settings, downloader=downloader, today=now.date())
+    # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
+    market = market or load_market_data(settings, downloader=downloader, today=now.date())
     data = labeled(build_dataset(market.frame, dual.horizon))
     fresh = new_rows(data, current)
     if fresh.empty:

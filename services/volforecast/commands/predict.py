@@ -15,7 +15,7 @@ from volforecast.artifacts import (
     ModelsDirectory,
 )
 from volforecast.config import Settings
-from volforecast.data import Downloader, load_market_data
+from volforecast.data import Downloader, MarketData, load_market_data
 from volforecast.drift import USE_B
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import DataError
@@ -50,6 +50,7 @@ def run_predict(
     requested: ModelChoice | None = None,
     downloader: Downloader | None = None,
     now: dt.datetime | None = None,
+    market: MarketData | None = None,
 ) -> Forecast:
     now = now or dt.datetime.now(dt.UTC)
     models = ModelsDirectory.for_settings(settings)
@@ -60,7 +61,8 @@ def run_predict(
     artifact = current.model_a if label == "A" else current.model_b
     info = current.dual.model_a if label == "A" else current.dual.model_b
     horizon = current.dual.horizon
-    market = load_market_data(settings, downloader=downloader, today=now.date())
+    # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
+    market = market or load_market_data(settings, downloader=downloader, today=now.date())
     features = build_dataset(market.frame, horizon)
     if features.empty:
         raise DataError(

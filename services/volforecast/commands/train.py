@@ -225,6 +225,7 @@ def run_train(
     *,
     downloader: Downloader | None = None,
     now: dt.datetime | None = None,
+    market: MarketData | None = None,
 ) -> TrainingResult:
     """Train under the models-directory lock and publish the set; nothing changes on failure."""
     now = now or dt.datetime.now(dt.UTC)
@@ -233,7 +234,8 @@ def run_train(
     with models.lock(settings.lock_timeout, purpose="train", create=True):
         models.recover(settings.archive_keep)
         progress(f"training run {run_id} ({settings.symbol})")
-        market = load_market_data(settings, downloader=downloader, today=now.date())
+        # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
+        market = market or load_market_data(settings, downloader=downloader, today=now.date())
         for note in market.notes:
             progress(note)
         result, blobs = train_models(market, settings, run_id, now, progress)

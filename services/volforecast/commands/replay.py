@@ -1,0 +1,523 @@
+"""The replay command: the train/monitor policy itself on trial, over years of history.
+
+It replays the production loop with the services' own functions (``run_train``,
+``run_monitor``, ``run_predict`` with ``--as-of`` days), never a re-implementation:
+
+* every ``--train-every`` trading days (default 5: weekly) a scheduled training;
+* every trading day a monitoring run, then, when the monitor says "retrain now" (and
+  ``--no-retrain-on-advice`` is not given), a training; then the day's published forecast:
+  ``predict``'s answer, i.e. the model the latest monitoring run recommends.
+
+Four policies are scored on the same days (their definitions, in services/monitor/README.md):
+``follow_monitor`` (the loop above), ``always_a`` and ``always_b`` (the same model sets, always
+Model A or Model B: the value of the A/B rule), ``scheduled_retrain`` (the scheduled sets only,
+no monitoring: Model A, as predict gives without a monitoring run; the value of the retraining
+advice). Alarms of the spec's RMSE drift and of a scale-free signal (``drift.relative_qlike_drift``)
+are checked against what followed them.
+
+Speed: a period between two scheduled trainings depends on nothing before it (a training sees
+only data, and the monitor's rules look only at runs on its own model set), so each one is a
+piece of work for the engine (Dask) with its own scratch models directory; the market data is
+loaded once. The replay's own models directory (``<output>/models``) gets every history line in
+date order, and the last period runs in it for real, so ``report`` works on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from volforecast import __version__
+from volforecast import drift as rules
+from volforecast.artifacts import (
+    MONITORING_HISTORY,
+    TRAINING_HISTORY,
+    CurrentModels,
+    ModelsDirectory,
+    write_outputs,
+)
+from volforecast.commands.monitor import new_rows, run_monitor
+from volforecast.commands.predict import run_predict
+from volforecast.commands.train import run_train
+from volforecast.config import Settings
+from volforecast.data import Downloader, MarketData, load_market_data
+from volforecast.engine import Engine, Piece, task_threads
+from volforecast.ensemble import Progress, predict_artifact
+from volforecast.errors import ConfigError, DataError, NoNewDataError
+from volforecast.evaluation import diebold_mariano, qlike, qlike_loss, rmse, squared_error_loss
+from volforecast.features import TARGET, build_dataset, labeled
+from volforecast.plots import cumulative_loss_difference, signals_over_time
+from volforecast.schemas import (
+    AlarmScore,
+    MonitoringRecord,
+    PolicyScore,
+    ReplayDMTest,
+    ReplayReport,
+    TrainingRecord,
+)
+
+log = logging.getLogger(__name__)
+
+FOLLOW = "follow_monitor"
+ALWAYS_A = "always_a"
+ALWAYS_B = "always_b"
+SCHEDULED = "scheduled_retrain"
+POLICIES = (FOLLOW, ALWAYS_A, ALWAYS_B, SCHEDULED)
+SPEC_SIGNAL = "rmse_drift"
+SCALE_FREE_SIGNAL = "relative_qlike_drift"
+# The naive forecast of the scale-free signal: realized volatility of the last 5 days.
+NAIVE_FEATURE = "spy_rv_5d"
+# An alarm is judged by the published forecasts of the next this many trading days.
+ALARM_WINDOW_DAYS = 20
+REPLAY_JSON = "replay.json"
+REPLAY_MD = "replay.md"
+DAYS_CSV = "days.csv"
+LOSS_PNG = "policy_loss_difference.png"
+SIGNALS_PNG = "drift_signals.png"
+# Times of day (UTC) the replay stamps its runs with: train, monitor, advised train, predict.
+TRAIN_AT, MONITOR_AT, RETRAIN_AT, PREDICT_AT = (dt.time(21, 0), dt.time(22, 0),
+                                                dt.time(22, 15), dt.time(22, 30))  # fmt: skip
+
+DayHook = Callable[[dt.date, Settings, float], None]
+
+
+@dataclass(frozen=True)
+class Period:
+    """Trading days from one scheduled training to the next (the first one trains)."""
+
+    index: int
+    days: list[dt.date]
+
+
+@dataclass
+class PeriodResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    training: list[TrainingRecord] = field(default_factory=list)
+    monitoring: list[MonitoringRecord] = field(default_factory=list)
+
+
+def periods(days: Sequence[dt.date], every: int) -> list[Period]:
+    return [Period(k, list(days[i : i + every])) for k, i in enumerate(range(0, len(days), every))]
+
+
+def _at(day: dt.date, when: dt.time) -> dt.datetime:
+    return dt.datetime.combine(day, when, tzinfo=dt.UTC)
+
+
+class _SetCache:
+    """The loaded set and Model A's validation numbers of each run id seen (sets are
+    immutable, so each is read once)."""
+
+    def __init__(self, models: ModelsDirectory) -> None:
+        self.models = models
+        self.sets: dict[str, CurrentModels] = {}
+        self.validation: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def current(self) -> CurrentModels:
+        run_id = self.models.current_run_id()
+        if run_id not in self.sets:
+            loaded = self.models.load_current()
+            self.sets[loaded.run_id] = loaded
+            return loaded
+        return self.sets[run_id]
+
+    def validation_of(self, current: CurrentModels, data: pd.DataFrame) -> tuple[Any, Any, Any]:
+        if current.run_id not in self.validation:
+            a = current.dual.model_a
+            rows = data.loc[
+                (data.index >= pd.Timestamp(a.validation_date_start))
+                & (data.index <= pd.Timestamp(a.validation_date_end))
+            ]
+            cols = list(current.model_a["feature_cols"])
+            self.validation[current.run_id] = (
+                rows[TARGET].to_numpy(),
+                predict_artifact(current.model_a, rows[cols]),
+                rows[NAIVE_FEATURE].to_numpy(),
+            )
+        return self.validation[current.run_id]
+
+
+def replay_period(
+    settings: Settings,
+    market: MarketData,
+    period: Period,
+    models_dir: Path | None = None,
+    on_day: DayHook | None = None,
+) -> PeriodResult:
+    """One period of the loop (a Dask task): train, then every day monitor, retrain when
+    advised, predict. In a scratch models directory unless ``models_dir`` is given."""
+    scratch = models_dir or Path(tempfile.mkdtemp(prefix=f"volf-replay-{period.index}-"))
+    quiet: Progress = lambda _m: None  # noqa: E731 - the engine reports progress per period
+    try:
+        base = settings.model_copy(update={"models_dir": scratch})
+        models = ModelsDirectory.for_settings(base)
+        cache = _SetCache(models)
+        result = PeriodResult()
+        scheduled: CurrentModels | None = None
+        for day in period.days:
+            day_settings = base.model_copy(update={"as_of": day})
+            upto = market.until(day)
+            trained = retrained = False
+            if day == period.days[0]:
+                record = run_train(day_settings, quiet, now=_at(day, TRAIN_AT), market=upto).record
+                result.training.append(record)
+                scheduled = cache.current()
+                trained = True
+            monitoring: MonitoringRecord | None = None
+            try:
+                monitoring = run_monitor(
+                    day_settings, quiet, now=_at(day, MONITOR_AT), market=upto
+                ).record
+                result.monitoring.append(monitoring)
+            except NoNewDataError as exc:
+                log.warning("%s: no monitoring: %s", day, exc)
+            monitored = cache.current()
+            row = _signals(monitoring, monitored, cache, upto)
+            if (
+                monitoring is not None
+                and settings.retrain_on_advice
+                and monitoring.retraining.action == "retrain_now"
+            ):
+                record = run_train(
+                    day_settings, quiet, now=_at(day, RETRAIN_AT), market=upto
+                ).record
+                result.training.append(record)
+                retrained = True
+            forecast = run_predict(day_settings, quiet, now=_at(day, PREDICT_AT), market=upto)
+            if forecast.features_date != day:
+                raise DataError(f"{day}: the data has no row for this trading day")
+            if on_day is not None:
+                on_day(day, day_settings, forecast.forecast_daily)
+            current = cache.current()
+            assert scheduled is not None
+            features = build_dataset(upto.frame, current.dual.horizon).iloc[[-1]]
+            cols = list(current.model_a["feature_cols"])
+            row.update(
+                date=day,
+                **{
+                    FOLLOW: forecast.forecast_daily,
+                    ALWAYS_A: float(predict_artifact(current.model_a, features[cols])[0]),
+                    ALWAYS_B: float(predict_artifact(current.model_b, features[cols])[0]),
+                    SCHEDULED: float(predict_artifact(scheduled.model_a, features[cols])[0]),
+                },
+                model=forecast.model,
+                run_id=forecast.run_id,
+                trained=trained,
+                retrained=retrained,
+            )
+            result.rows.append(row)
+        return result
+    finally:
+        if models_dir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _signals(
+    monitoring: MonitoringRecord | None,
+    current: CurrentModels,
+    cache: _SetCache,
+    market: MarketData,
+) -> dict[str, Any]:
+    """The day's drift signals: the spec's (from the monitoring record) and the scale-free one
+    on the same new rows."""
+    if monitoring is None:
+        return {SPEC_SIGNAL: np.nan, SCALE_FREE_SIGNAL: np.nan, "advice": "none"}
+    data = labeled(build_dataset(market.frame, current.dual.horizon))
+    fresh = new_rows(data, current)
+    cols = list(current.model_a["feature_cols"])
+    y_val, a_val, naive_val = cache.validation_of(current, data)
+    scale_free = rules.relative_qlike_drift(
+        fresh[TARGET].to_numpy(),
+        predict_artifact(current.model_a, fresh[cols]),
+        fresh[NAIVE_FEATURE].to_numpy(),
+        y_val,
+        a_val,
+        naive_val,
+    )
+    return {
+        SPEC_SIGNAL: monitoring.drift.model_a_drift_pct,
+        SCALE_FREE_SIGNAL: scale_free,
+        "advice": monitoring.retraining.action,
+        "model_b_win_rate": monitoring.comparison.model_b_win_rate,
+    }
+
+
+# --------------------------------------------------------------------------- scoring (pure)
+
+
+def realized_targets(market: MarketData, horizon: int) -> pd.Series:
+    """The realized value of each day's forecast, from all the data (the judge, not a model)."""
+    return labeled(build_dataset(market.frame, horizon))[TARGET]
+
+
+def policy_scores(days: pd.DataFrame) -> dict[str, PolicyScore]:
+    scored = days.dropna(subset=["realized"])
+    return {
+        p: PolicyScore(
+            rmse=rmse(scored["realized"], scored[p]),
+            qlike=qlike(scored["realized"], scored[p]),
+            n_days=len(scored),
+        )
+        for p in POLICIES
+    }
+
+
+def dm_tests(days: pd.DataFrame, horizon: int) -> list[ReplayDMTest]:
+    """follow_monitor against each other policy, under both losses."""
+    scored = days.dropna(subset=["realized"])
+    tests = []
+    for other in POLICIES[1:]:
+        for loss_name, loss in (("squared_error", squared_error_loss), ("qlike", qlike_loss)):
+            mine = loss(scored["realized"], scored[FOLLOW])
+            theirs = loss(scored["realized"], scored[other])
+            if np.allclose(mine, theirs):  # identical forecasts: no test to make
+                continue
+            r = diebold_mariano(mine, theirs, horizon)
+            tests.append(
+                ReplayDMTest(
+                    policy=FOLLOW,
+                    against=other,
+                    loss=loss_name,
+                    statistic=r.statistic,
+                    p_value=r.p_value,
+                    mean_loss_difference=r.mean_loss_difference,
+                )
+            )
+    return tests
+
+
+def bad_periods(days: pd.DataFrame, window: int = ALARM_WINDOW_DAYS) -> pd.Series:
+    """Whether the published Model A forecasts of the ``window`` trading days after each day had
+    a mean QLIKE above the median of that number over the replay ("worse than usual"). QLIKE
+    depends only on realized over forecast variance, so calm and turbulent periods are judged
+    alike. NaN where fewer than ``window`` later days are scored."""
+    loss = pd.Series(qlike_loss(days["realized"].fillna(1.0), days[ALWAYS_A]), index=days.index)
+    loss[days["realized"].isna()] = np.nan
+    # Mean over days d+1..d+window: a forward window, shifted so day d is excluded.
+    ahead = loss[::-1].rolling(window, min_periods=window).mean()[::-1].shift(-1)
+    median = ahead.median()
+    return (ahead > median).where(ahead.notna())
+
+
+def alarm_score(signal: pd.Series, advice: pd.Series | None, bad: pd.Series) -> AlarmScore:
+    """How often the signal reached each level, and what followed (see services/monitor/README)."""
+    known = bad.notna() & signal.notna()
+    level = signal.map(lambda v: rules.drift_level(v) if np.isfinite(v) else "none")
+
+    def rate(mask: pd.Series) -> float | None:
+        m = mask & known
+        return float(bad[m].astype(bool).mean()) if m.any() else None
+
+    watch_or_more = level.isin(["watch", "retrain"])
+    retrain = level == "retrain"
+    is_bad = bad.fillna(False).astype(bool) & known
+    return AlarmScore(
+        days_scored=int(signal.notna().sum()),
+        days_watch=int((level == "watch").sum()),
+        days_retrain=int(retrain.sum()),
+        retrain_now_advised=int((advice == "retrain_now").sum()) if advice is not None else None,
+        true_alarm_rate_any=rate(watch_or_more),
+        true_alarm_rate_retrain=rate(retrain),
+        false_alarm_rate_any=None if rate(watch_or_more) is None else 1 - rate(watch_or_more),  # type: ignore[operator]
+        bad_periods_caught=float(watch_or_more[is_bad].mean()) if is_bad.any() else None,
+        base_rate=float(bad[known].astype(bool).mean()) if known.any() else None,
+    )
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def run_replay(
+    settings: Settings,
+    progress: Progress,
+    *,
+    engine: Engine | None = None,
+    downloader: Downloader | None = None,
+    now: dt.datetime | None = None,
+    on_day: DayHook | None = None,
+) -> tuple[ReplayReport, list[Path]]:
+    """Replay the loop from ``--replay-start`` to the data's end; write the report to
+    ``--output`` (default ``<models-dir>/replay``)."""
+    started = time.monotonic()
+    now = now or dt.datetime.now(dt.UTC)
+    engine = engine or Engine()
+    if on_day is not None and engine.client is not None:
+        raise ConfigError("a day hook runs in this process only: use an in-process engine")
+    output = settings.output_dir or ModelsDirectory.for_settings(settings).root / "replay"
+    market = load_market_data(settings, downloader=downloader, today=now.date())
+    days = [d.date() for d in market.frame.index if d >= pd.Timestamp(settings.replay_start)]
+    if len(days) < 2:
+        raise DataError(
+            f"{market.source}: {len(days)} trading day(s) on or after --replay-start "
+            f"{settings.replay_start} (data ends {market.last_date}). Fix: move --replay-start "
+            "earlier."
+        )
+    chunks = periods(days, settings.train_every)
+    progress(
+        f"replay {settings.symbol} {days[0]}..{days[-1]}: {len(days)} trading days, "
+        f"{len(chunks)} scheduled trainings (every {settings.train_every} days), "
+        f"{engine.workers} worker(s)"
+    )
+    task_settings = settings.model_copy(
+        update={"threads": task_threads(settings) if engine.client is not None else settings.threads,
+                "output_dir": None}
+    )  # fmt: skip
+    shared = engine.share(market)
+    pieces = [
+        Piece(f"period {c.index + 1}/{len(chunks)} from {c.days[0]}", replay_period,
+              (task_settings, shared, c, None, on_day))
+        for c in chunks[:-1]
+    ]  # fmt: skip
+    outcomes = engine.run(pieces, "replay", progress)
+    failed = [o for o in outcomes if o.error is not None]
+    if failed:
+        raise failed[0].error  # type: ignore[misc]
+    # The replay's own models directory: every history line in date order, the last period
+    # for real in it.
+    if (output / "models").exists():
+        raise ConfigError(
+            f"{output / 'models'} exists: a replay writes a fresh models directory. "
+            "Fix: choose a new --output or remove the old replay."
+        )
+    home = settings.model_copy(update={"models_dir": output / "models", "output_dir": None})
+    models = ModelsDirectory.for_settings(home)
+    with models.lock(settings.lock_timeout, purpose="replay", create=True):
+        for outcome in outcomes:
+            for training in outcome.value.training:
+                models.append_history(TRAINING_HISTORY, training)
+            for monitoring in outcome.value.monitoring:
+                models.append_history(MONITORING_HISTORY, monitoring)
+    progress(f"last period from {chunks[-1].days[0]} in {models.root}")
+    last = replay_period(home, market, chunks[-1], models.root, on_day)
+    results = [o.value for o in outcomes] + [last]
+    table = pd.DataFrame([row for r in results for row in r.rows]).set_index("date")
+    table.index = pd.DatetimeIndex(table.index)
+    table.insert(0, "realized", realized_targets(market, settings.horizon).reindex(table.index))
+    report = score_replay(table, settings, market.source, now, time.monotonic() - started)
+    files = {
+        REPLAY_JSON: report.model_dump_json(indent=2).encode(),
+        REPLAY_MD: replay_markdown(report).encode(),
+        DAYS_CSV: table.rename_axis("date").to_csv(float_format="%.8g").encode(),
+        **_plots(table),
+    }
+    progress(f"writing the replay report to {output}")
+    return report, write_outputs(output, files)
+
+
+def score_replay(
+    table: pd.DataFrame, settings: Settings, source: str, now: dt.datetime, duration: float
+) -> ReplayReport:
+    bad = bad_periods(table)
+    b_days = table["model"] == "B"
+    scored_b = table.loc[b_days].dropna(subset=["realized"])
+    return ReplayReport(
+        symbol=settings.symbol,
+        data_source=source,
+        horizon=settings.horizon,
+        replay_start=table.index[0].date(),
+        replay_end=table.index[-1].date(),
+        train_every=settings.train_every,
+        retrain_on_advice=settings.retrain_on_advice,
+        days=len(table),
+        scheduled_trainings=int(table["trained"].sum()),
+        advised_trainings=int(table["retrained"].sum()),
+        policies=policy_scores(table),
+        diebold_mariano=dm_tests(table, settings.horizon),
+        alarms={
+            SPEC_SIGNAL: alarm_score(table[SPEC_SIGNAL], table["advice"], bad),
+            SCALE_FREE_SIGNAL: alarm_score(table[SCALE_FREE_SIGNAL], None, bad),
+        },
+        alarm_window_days=ALARM_WINDOW_DAYS,
+        model_b_days=int(b_days.sum()),
+        model_b_days_rmse={p: rmse(scored_b["realized"], scored_b[p]) for p in (FOLLOW, ALWAYS_A)}
+        if len(scored_b)
+        else {},
+        created_at=now.isoformat(),
+        volforecast_version=__version__,
+        duration_seconds=round(duration, 1),
+    )
+
+
+def _plots(table: pd.DataFrame) -> dict[str, bytes]:
+    scored = table.dropna(subset=["realized"])
+    diffs = {}
+    for other in (ALWAYS_A, SCHEDULED):
+        diffs[f"QLIKE\n{FOLLOW} - {other}"] = pd.Series(
+            qlike_loss(scored["realized"], scored[FOLLOW])
+            - qlike_loss(scored["realized"], scored[other]),
+            index=scored.index,
+        )
+    return {
+        LOSS_PNG: cumulative_loss_difference(
+            diffs, "Cumulative loss difference of the published forecasts (below zero: "
+            "following the monitor is ahead)"
+        ),
+        SIGNALS_PNG: signals_over_time(
+            pd.DatetimeIndex(table.index),
+            {"spec: RMSE drift": list(table[SPEC_SIGNAL]),
+             "scale-free: relative QLIKE drift": list(table[SCALE_FREE_SIGNAL])},
+            (rules.DRIFT_PLAN_PCT, rules.DRIFT_RETRAIN_PCT),
+            "Drift signals of the monitoring runs",
+            "drift (%)",
+        ),
+    }  # fmt: skip
+
+
+def replay_markdown(report: ReplayReport) -> str:
+    lines = [
+        f"# Replay of the train/monitor policy: {report.symbol}, "
+        f"{report.replay_start}..{report.replay_end}",
+        "",
+        f"{report.days} trading days, {report.scheduled_trainings} scheduled trainings (every "
+        f"{report.train_every} days), {report.advised_trainings} trainings on the monitor's "
+        f"advice; horizon {report.horizon} days. Data: {report.data_source}. "
+        f"{report.duration_seconds:.0f}s.",
+        "",
+        "| policy | RMSE | QLIKE | days |",
+        "|---|---|---|---|",
+    ]
+    for name, score in report.policies.items():
+        lines.append(f"| {name} | {score.rmse:.6f} | {score.qlike:.4f} | {score.n_days} |")
+    lines += ["", "Diebold–Mariano, follow_monitor against each policy (negative: "
+              "follow_monitor's loss is lower):", "",
+              "| against | loss | statistic | p-value |", "|---|---|---|---|"]  # fmt: skip
+    for t in report.diebold_mariano:
+        lines.append(f"| {t.against} | {t.loss} | {t.statistic:.2f} | {t.p_value:.2g} |")
+    lines += [
+        "",
+        f"Alarms: a day whose signal is at 'watch' (5–10%) or 'retrain' (> 10%); it is true when "
+        f"the published Model A forecasts of the next {report.alarm_window_days} trading days "
+        "have a mean QLIKE above its median over the replay (base rate about 50%).",
+        "",
+        "| signal | days watch | days retrain | true alarms (any) | true alarms (retrain) | "
+        "bad periods caught | base rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{100 * value:.0f}%"
+
+    for name, a in report.alarms.items():
+        lines.append(
+            f"| {name} | {a.days_watch} | {a.days_retrain} | {pct(a.true_alarm_rate_any)} | "
+            f"{pct(a.true_alarm_rate_retrain)} | {pct(a.bad_periods_caught)} | "
+            f"{pct(a.base_rate)} |"
+        )
+    lines += ["", f"Model B recommended on {report.model_b_days} days."]
+    if report.model_b_days_rmse:
+        lines.append(
+            "RMSE on those days: "
+            + ", ".join(f"{k} {v:.6f}" for k, v in report.model_b_days_rmse.items())
+            + "."
+        )
+    return "\n".join(lines) + "\n"
