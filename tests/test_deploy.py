@@ -41,6 +41,19 @@ def test_compose_scheduler_is_an_optional_profile(compose):
     assert "models:/models" in scheduler["volumes"]
 
 
+def test_compose_cluster_profile_runs_dask_from_the_one_image_with_the_models_volume(compose):
+    services = compose["services"]
+    scheduler, worker = services["dask-scheduler"], services["dask-worker"]
+    assert scheduler["profiles"] == worker["profiles"] == ["cluster"]
+    assert scheduler["image"] == worker["image"] == services["train"]["image"]
+    assert scheduler["entrypoint"][:2] == ["dask", "scheduler"]
+    assert worker["entrypoint"][:3] == [
+        "dask", "worker", "${VOLF_DASK_SCHEDULER:-tcp://dask-scheduler:8786}"
+    ]  # fmt: skip
+    # Workers write the symbols' sets: the same volume at the same path as train.
+    assert "models:/models" in worker["volumes"]
+
+
 def test_compose_passes_every_setting_as_volf_variable(compose):
     from volforecast.config import Settings
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,7 +57,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory):
         assert code == 0
         checked.append((day, published, json.loads(out.getvalue())["forecast_daily"]))
 
-    report, paths = run_replay(settings, lambda _m: None, on_day=predict_on_the_day)
+    report, _paths = run_replay(settings, lambda _m: None, on_day=predict_on_the_day)
     return root, report, checked
 
 

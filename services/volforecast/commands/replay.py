@@ -354,6 +354,11 @@ def run_replay(
     if on_day is not None and engine.client is not None:
         raise ConfigError("a day hook runs in this process only: use an in-process engine")
     output = settings.output_dir or ModelsDirectory.for_settings(settings).root / "replay"
+    if (output / "models").exists():
+        raise ConfigError(
+            f"{output / 'models'} exists: a replay writes a fresh models directory. "
+            "Fix: choose a new --output or remove the old replay."
+        )
     market = load_market_data(settings, downloader=downloader, today=now.date())
     days = [d.date() for d in market.frame.index if d >= pd.Timestamp(settings.replay_start)]
     if len(days) < 2:
@@ -384,11 +389,6 @@ def run_replay(
         raise failed[0].error  # type: ignore[misc]
     # The replay's own models directory: every history line in date order, the last period
     # for real in it.
-    if (output / "models").exists():
-        raise ConfigError(
-            f"{output / 'models'} exists: a replay writes a fresh models directory. "
-            "Fix: choose a new --output or remove the old replay."
-        )
     home = settings.model_copy(update={"models_dir": output / "models", "output_dir": None})
     models = ModelsDirectory.for_settings(home)
     with models.lock(settings.lock_timeout, purpose="replay", create=True):
