@@ -124,3 +124,19 @@ def test_feature_drift_flags_a_shifted_feature_only():
     assert not out.features["a"].drifted
     assert out.features["b"].drifted
     assert out.n_drifted == 1
+
+
+def test_relative_qlike_drift_ignores_a_volatility_level_that_scales_everything():
+    rng = np.random.default_rng(3)
+    y = np.exp(rng.normal(-4.6, 0.4, 200))
+    model, naive = y * np.exp(rng.normal(0, 0.2, 200)), y * np.exp(rng.normal(0, 0.4, 200))
+    # New rows: the same days three times as volatile, every forecast scaled alike.
+    assert rules.relative_qlike_drift(3 * y, 3 * model, 3 * naive, y, model, naive) == 0.0
+
+
+def test_relative_qlike_drift_rises_when_the_model_loses_skill_against_the_naive_forecast():
+    rng = np.random.default_rng(4)
+    y = np.exp(rng.normal(-4.6, 0.4, 200))
+    model, naive = y * np.exp(rng.normal(0, 0.2, 200)), y * np.exp(rng.normal(0, 0.4, 200))
+    worse = y * np.exp(rng.normal(0, 0.5, 200))
+    assert rules.relative_qlike_drift(y, worse, naive, y, model, naive) > 100.0
