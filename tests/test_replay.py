@@ -24,9 +24,9 @@ from volforecast.schemas import MonitoringRecord, ReplayReport, TrainingRecord
 
 from .conftest import synthetic_market, write_market
 
-# 900 synthetic days from 2015-01-02; the replay covers the last 70 (two scheduled trainings).
-REPLAY_FROM = 830
-TRAIN_EVERY = 40
+# 900 synthetic days from 2015-01-02; the replay covers the last 30 (two scheduled trainings).
+REPLAY_FROM = 870
+TRAIN_EVERY = 15
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory):
 
 def test_replay_publishes_what_predict_gives_on_each_day_and_models_directory(replayed):
     _, report, checked = replayed
-    assert len(checked) == report.days == 70
+    assert len(checked) == report.days == 30
     assert [published for _, published, _ in checked] == [cli for _, _, cli in checked]
 
 
@@ -71,7 +71,7 @@ def test_replay_writes_every_policy_score_and_both_alarm_signals(replayed):
     root, _, _ = replayed
     report = ReplayReport.model_validate_json((root / "out" / "replay.json").read_text())
     assert set(report.policies) == set(POLICIES)
-    assert {p.n_days for p in report.policies.values()} == {65}  # the last 5 days are unlabeled
+    assert {p.n_days for p in report.policies.values()} == {25}  # the last 5 days are unlabeled
     assert set(report.alarms) == {"rmse_drift", "relative_qlike_drift"}
     assert report.scheduled_trainings == 2
     days = pd.read_csv(root / "out" / "days.csv", index_col="date")
@@ -120,7 +120,7 @@ def test_replay_refuses_to_reuse_an_output_with_a_models_directory(replayed, cap
     spy = pd.read_csv(root / "data" / "spy_daily.csv")
     code = main(["replay", "--source", "csv", "--data-dir", str(root / "data"),
                  "--start", "2000-01-01", "--replay-start", spy["date"].iloc[880],
-                 "--train-every", "40", "--workers", "1", "--output", str(root / "out")])  # fmt: skip
+                 "--train-every", "15", "--workers", "1", "--output", str(root / "out")])  # fmt: skip
     assert code == 2
     assert "choose a new --output" in capsys.readouterr().err
 

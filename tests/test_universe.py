@@ -155,7 +155,7 @@ def test_universe_evaluate_is_identical_on_two_dask_workers_and_in_process(
     dates = pd.read_csv(universe / "data" / "spy_daily.csv")["date"]
     settings = build_settings(
         data_source="csv", data_dir=universe / "data", start="2000-01-01",
-        eval_start=dates.iloc[700], refit_every=100,
+        eval_start=dates.iloc[800], refit_every=100,
     )  # fmt: skip
     runs = {}
     for name, engine in (("local", Engine()), ("dask", Engine(client))):  # type: ignore[arg-type]
