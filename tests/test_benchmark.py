@@ -85,6 +85,8 @@ def test_evaluate_forecasts_flags_the_best_baseline_and_ratios_to_har_rv():
         ("other", "qlike"),
     }
     assert all(t.statistic < -2 for t in ev.dm_tests)
+    # Holm over the two baselines of each loss: never below the raw p-value.
+    assert all(t.p_value <= t.p_value_holm <= 1 for t in ev.dm_tests)
 
 
 @pytest.fixture(scope="module")

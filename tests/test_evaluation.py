@@ -91,3 +91,16 @@ def test_diebold_mariano_is_not_significant_when_losses_are_equal_in_distributio
     rng = np.random.default_rng(1)
     result = diebold_mariano(rng.normal(1, 1, 2000), rng.normal(1, 1, 2000), horizon=5)
     assert result.p_value > 0.05
+
+
+def test_holm_multiplies_the_kth_smallest_p_value_by_m_minus_k_plus_one_and_keeps_order():
+    from volforecast.evaluation import holm
+
+    # Sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> raised to 0.06.
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_caps_adjusted_p_values_at_one():
+    from volforecast.evaluation import holm
+
+    assert holm([0.6, 0.9]) == [1.0, 1.0]

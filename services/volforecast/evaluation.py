@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +133,19 @@ def newey_west_lags(n: int, horizon: int) -> int:
     """Bartlett-kernel lags: Newey–West (1994) rule of thumb, never fewer than horizon - 1
     (overlapping horizon-day targets make losses MA(horizon - 1))."""
     return max(horizon - 1, int(np.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of ``p_values`` (one family of tests), in the input order:
+    the k-th smallest is multiplied by (m - k + 1), made monotone and capped at 1. It controls
+    the family-wise error rate without assuming the tests independent."""
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def long_run_variance(x: ArrayLike, lags: int) -> float:

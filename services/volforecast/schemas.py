@@ -303,6 +303,11 @@ class DMTest(_Model):
     p_value: float
     lags: int
     mean_loss_difference: float
+    p_value_holm: float | None = Field(
+        None,
+        description="p_value adjusted (Holm) for testing the ensemble against every baseline "
+        "under this loss",
+    )
 
 
 class EvaluationReport(_Model):

@@ -28,6 +28,7 @@ from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
 from volforecast.errors import DataError, VolforecastError
 from volforecast.evaluation import (
     diebold_mariano,
+    holm,
     mae,
     mse_var,
     mz_r2,
@@ -138,12 +139,12 @@ def evaluate_forecasts(forecasts: pd.DataFrame, horizon: int) -> Evaluation:
         beats[key] = bool(mine < values[best[key]] if lower_better else mine > values[best[key]])
     tests = []
     for loss_name, loss in LOSSES.items():
+        # One family per loss: the ensemble against every baseline, Holm-adjusted, so a claim
+        # of beating "the best" baseline is not one of several tries reported alone.
         mine = loss(realized, forecasts[ENSEMBLE])
-        against = [HAR_RV]
-        if best[LOSS_METRIC[loss_name]] != HAR_RV:
-            against.append(best[LOSS_METRIC[loss_name]])
-        for other in against:
-            result = diebold_mariano(mine, loss(realized, forecasts[other]), horizon)
+        family = [diebold_mariano(mine, loss(realized, forecasts[b]), horizon) for b in baselines]
+        adjusted = holm([r.p_value for r in family])
+        for other, result, p_holm in zip(baselines, family, adjusted, strict=True):
             tests.append(
                 DMTest(
                     against=other,
@@ -152,6 +153,7 @@ def evaluate_forecasts(forecasts: pd.DataFrame, horizon: int) -> Evaluation:
                     p_value=result.p_value,
                     lags=result.lags,
                     mean_loss_difference=result.mean_loss_difference,
+                    p_value_holm=p_holm,
                 )
             )
     shown = list(dict.fromkeys([ENSEMBLE, HAR_RV, best["rmse"], best["qlike"]]))
@@ -191,14 +193,19 @@ def markdown_table(report: EvaluationReport) -> str:
         )
     lines += [
         "",
-        "Diebold–Mariano tests of the ensemble (negative: the ensemble's loss is lower; "
-        "Newey–West variance):",
+        "Diebold–Mariano tests of the ensemble against every baseline (negative: the ensemble's "
+        "loss is lower; Newey–West variance; Holm: adjusted for testing every baseline under "
+        "that loss):",
         "",
-        "| against | loss | DM statistic | p-value | lags |",
-        "|---|---|---|---|---|",
+        "| against | loss | DM statistic | p-value | p (Holm) | lags |",
+        "|---|---|---|---|---|---|",
     ]
     for t in report.diebold_mariano:
-        lines.append(f"| {t.against} | {t.loss} | {t.statistic:.2f} | {t.p_value:.2g} | {t.lags} |")
+        holm_p = "—" if t.p_value_holm is None else f"{t.p_value_holm:.2g}"
+        lines.append(
+            f"| {t.against} | {t.loss} | {t.statistic:.2f} | {t.p_value:.2g} | {holm_p} | "
+            f"{t.lags} |"
+        )
     shown = list(next(iter(report.by_year.values()))) if report.by_year else []
     if shown:
         lines += [
@@ -530,7 +537,7 @@ def summary_markdown(summary: EvaluationSummary) -> str:
         f"{', '.join(map(str, summary.horizons))}",
         "",
         "Ratios below 1: the model's loss is lower. DM p-values: the ensemble against the best "
-        "baseline of that loss (two-sided, Newey–West).",
+        "baseline of that loss (two-sided, Newey–West), Holm-adjusted for testing every baseline.",
         "",
         "| symbol | h | ensemble RMSE / best | QLIKE / best | best RMSE baseline | best QLIKE "
         "baseline | DM p (RMSE) | DM p (QLIKE) | RMSE / HAR-RV | QLIKE / HAR-RV |",
