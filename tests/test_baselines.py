@@ -37,7 +37,8 @@ def test_har_rv_coefficients_equal_hand_ols_on_realized_variances_when_fitted(ma
     )
     coef = np.linalg.solve(X.T @ X, X.T @ (data[TARGET].to_numpy() ** 2))
     np.testing.assert_allclose(model.coef_, coef, rtol=1e-7)
-    np.testing.assert_allclose(model.predict(data, returns) ** 2, np.maximum(X @ coef, 1e-10))
+    floor = float(np.quantile(data[TARGET] ** 2, 0.01))
+    np.testing.assert_allclose(model.predict(data, returns) ** 2, np.maximum(X @ coef, floor))
 
 
 def test_har_parkinson_uses_the_range_estimator_columns_when_kind_is_parkinson(market):
@@ -48,22 +49,65 @@ def test_har_parkinson_uses_the_range_estimator_columns_when_kind_is_parkinson(m
     assert HAR("parkinson").name == "har_parkinson"
 
 
-def test_log_har_vix_forecast_is_bias_corrected_by_half_the_residual_variance(market):
+def test_log_har_vix_forecast_is_bias_corrected_by_duan_smearing(market):
     data, returns = market
     model = LogHARX().fit(data, returns)
     cols = ["spy_rv_1d", "spy_rv_5d", "spy_rv_22d", "vix_level"]
     X = np.column_stack([np.ones(len(data)), np.log(np.maximum(data[cols].to_numpy(), 1e-5))])
     y = 2.0 * np.log(data[TARGET].to_numpy())
     coef = np.linalg.lstsq(X, y, rcond=None)[0]
-    s2 = float(np.sum((y - X @ coef) ** 2) / (len(y) - X.shape[1]))
-    expected = np.sqrt(np.exp(X @ coef + s2 / 2.0))
+    smearing = float(np.mean(np.exp(y - X @ coef)))
+    expected = np.sqrt(np.exp(X @ coef) * smearing)
     np.testing.assert_allclose(model.predict(data, returns), expected, rtol=1e-8)
 
 
-def test_random_walk_forecast_is_the_last_five_day_realized_volatility(market):
+def test_log_har_vix_is_unbiased_in_variance_at_horizon_one_where_normal_correction_fails():
+    spy, vix = synthetic_market(n_days=1500, seed=8)
+    frame = align(validate_prices(spy, "s"), validate_prices(vix, "v"))
+    data = labeled(build_dataset(frame, 1))
+    data = data.loc[data[TARGET] > 0]
+    returns = log_returns(frame["spy_adj_close"])
+    model = LogHARX().fit(data, returns)
+    mean_forecast = float(np.mean(model.predict(data, returns) ** 2))
+    mean_realized = float(np.mean(data[TARGET] ** 2))
+    # In-sample, smearing matches the mean variance (log chi-square residuals at h = 1) ...
+    assert mean_forecast == pytest.approx(mean_realized, rel=0.15)
+    # ... where exp(s^2 / 2) overshoots by a factor of about two or more.
+    normal = mean_forecast / model.smearing_ * np.exp(model.resid_var_ / 2.0)
+    assert normal > 1.8 * mean_realized
+
+
+def test_regression_forecasts_are_floored_at_the_first_percentile_of_training_variance(market):
     data, returns = market
-    r = returns.loc[data.index[-1] - pd.Timedelta(days=10) : data.index[-1]].iloc[-5:]
-    assert RandomWalk().predict(data, returns)[-1] == pytest.approx(np.sqrt(np.mean(r**2)))
+    model = HAR("rv").fit(data, returns)
+    model.coef_ = np.array([-1.0, 0.0, 0.0, 0.0])  # a forecast of negative variance
+    floor = float(np.quantile(data[TARGET] ** 2, 0.01))
+    np.testing.assert_allclose(model.predict(data.iloc[:3], returns), np.sqrt(floor))
+
+
+@pytest.mark.parametrize("horizon", [1, 5, 22])
+def test_random_walk_forecast_is_the_realized_volatility_of_the_last_horizon_days(market, horizon):
+    data, returns = market
+    r = returns.loc[: data.index[-1]].iloc[-horizon:]
+    model = RandomWalk(horizon).fit(data, returns)
+    floor = np.sqrt(np.quantile(data[TARGET] ** 2, 0.01))
+    assert model.predict(data, returns)[-1] == pytest.approx(max(np.sqrt(np.mean(r**2)), floor))
+
+
+def test_random_walk_never_forecasts_zero_after_a_day_without_a_price_change(market):
+    data, returns = market
+    flat = returns.copy()
+    flat.loc[data.index[-1]] = 0.0
+    model = RandomWalk(1).fit(data, returns)
+    assert model.predict(data, flat)[-1] == pytest.approx(np.sqrt(model.floor_))
+    assert model.floor_ > 0
+
+
+def test_random_walk_at_horizon_five_equals_the_five_day_feature(market):
+    data, returns = market
+    model = RandomWalk(5).fit(data, returns)
+    floor = np.sqrt(model.floor_)
+    np.testing.assert_allclose(model.predict(data, returns), np.maximum(data["spy_rv_5d"], floor))
 
 
 def test_ewma_variance_follows_the_riskmetrics_recursion_when_lambda_is_094():

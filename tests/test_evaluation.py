@@ -104,3 +104,23 @@ def test_holm_caps_adjusted_p_values_at_one():
     from volforecast.evaluation import holm
 
     assert holm([0.6, 0.9]) == [1.0, 1.0]
+
+
+def test_qlike_leaves_out_days_of_zero_realized_volatility_and_counts_them():
+    from volforecast.evaluation import qlike_excluded, qlike_loss
+
+    realized = np.array([0.01, 0.0, 0.02])
+    forecast = np.array([0.01, 0.01, 0.01])
+    losses = qlike_loss(realized, forecast)
+    assert np.isnan(losses[1]) and losses[0] == 0.0
+    assert qlike(realized, forecast) == pytest.approx(np.mean([0.0, 4.0 - np.log(4.0) - 1.0]))
+    assert qlike_excluded(realized) == 1
+
+
+def test_diebold_mariano_skips_days_a_loss_leaves_out():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(1.0, 0.1, 300), rng.normal(1.1, 0.1, 300)
+    with_gap = a.copy()
+    with_gap[10] = np.nan
+    full = diebold_mariano(np.delete(a, 10), np.delete(b, 10), 5)
+    assert diebold_mariano(with_gap, b, 5).statistic == pytest.approx(full.statistic)

@@ -6,13 +6,19 @@ when the model is refit, and returns self; ``predict(rows, returns)`` forecasts 
 volatility of the next ``horizon`` days at each row's date, in the target's daily units, using
 returns up to that date only.
 
-- ``RandomWalk``: the last 5-day realized volatility.
+- ``RandomWalk``: the realized volatility of the last ``horizon`` days (the target's own window,
+  looking back).
+
+The regressions and the random walk floor their variance forecasts at the 1st percentile of the
+training window's realized variances (``training_floor``).
 - ``EWMA``: RiskMetrics, sigma2_t = lam * sigma2_{t-1} + (1 - lam) * r_t^2, flat over the horizon.
 - ``HAR``: Corsi (2009), OLS of the next-horizon realized variance on the 1-, 5- and 22-day
   realized variances (``kind="rv"``) or on the same windows of the Parkinson range estimator
   (``kind="parkinson"``).
 - ``LogHARX``: OLS of log realized variance on the logs of the 1-, 5-, 22-day realized volatility
-  and VIX; forecasts are bias-corrected by exp(s^2 / 2), s^2 the residual variance.
+  and VIX; forecasts are bias-corrected by Duan's smearing factor, the mean of exp(residual):
+  exp(s^2 / 2) assumes normal residuals, which log realized variance is far from at short
+  horizons (at h = 1 it is a log chi-square, and exp(s^2 / 2) made forecasts 2.6 times too high).
 - ``GARCHForecaster``: GARCH(1,1) or GJR-GARCH(1,1,1) with Student-t errors from ``arch``, refit
   on the returns through the last training target, h-step variance forecasts averaged over the
   horizon.
@@ -30,14 +36,29 @@ from arch import arch_model
 from volforecast.ensemble import MIN_VOL, FloatArray, ols
 from volforecast.features import TARGET
 
-# Variance floor (daily units): a negative HAR variance forecast means "very calm", not "undefined".
+# Last-resort variance floor (daily units) where no training data gives one (EWMA, GARCH).
 MIN_VARIANCE = 1e-10
 # arch's optimiser is better conditioned on percent returns.
 _PCT = 100.0
 
 
-def _vol(variance: Any) -> FloatArray:
-    return np.sqrt(np.maximum(np.asarray(variance, dtype=np.float64), MIN_VARIANCE))
+def _vol(variance: Any, floor: float = MIN_VARIANCE) -> FloatArray:
+    return np.sqrt(np.maximum(np.asarray(variance, dtype=np.float64), floor))
+
+
+# Forecasts are floored at this quantile of the training window's positive realized variances.
+FLOOR_QUANTILE = 0.01
+
+
+def training_floor(train: pd.DataFrame) -> float:
+    """The 1st percentile of the positive realized variances among the training targets: a
+    forecast below it (a negative HAR variance, a day without a price change for the random
+    walk at h = 1) means "calmer than 99% of what was seen", and is clipped there rather than
+    at a number that makes QLIKE explode. The minimum would not do at h = 1, where the smallest
+    squared daily return is next to zero."""
+    y = np.asarray(train[TARGET], dtype=np.float64) ** 2
+    positive = y[y > 0]
+    return float(np.quantile(positive, FLOOR_QUANTILE)) if positive.size else MIN_VARIANCE
 
 
 def _with_intercept(X: FloatArray, coef: FloatArray) -> FloatArray:
@@ -45,15 +66,21 @@ def _with_intercept(X: FloatArray, coef: FloatArray) -> FloatArray:
 
 
 class RandomWalk:
-    """Forecast = the realized volatility of the last 5 days."""
+    """Forecast = the realized volatility of the last ``horizon`` days, to each row's date."""
 
     name = "random_walk"
 
+    def __init__(self, horizon: int = 5) -> None:
+        self.horizon = horizon
+
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> RandomWalk:
+        self.floor_ = training_floor(train)
         return self
 
     def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
-        return np.asarray(rows["spy_rv_5d"], dtype=np.float64)
+        known = returns.loc[: rows.index[-1]]
+        variance = (known**2).rolling(self.horizon, min_periods=self.horizon).mean()
+        return _vol(variance.reindex(rows.index).to_numpy(), self.floor_)
 
 
 class EWMA:
@@ -104,10 +131,11 @@ class HAR:
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> HAR:
         y = np.asarray(train[TARGET], dtype=np.float64) ** 2
         self.coef_, self.resid_var_ = ols(self._design(train), y)
+        self.floor_ = training_floor(train)
         return self
 
     def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
-        return _vol(_with_intercept(self._design(rows), self.coef_))
+        return _vol(_with_intercept(self._design(rows), self.coef_), self.floor_)
 
 
 class LogHARX:
@@ -122,12 +150,16 @@ class LogHARX:
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> LogHARX:
         y = 2.0 * np.log(np.maximum(np.asarray(train[TARGET], dtype=np.float64), MIN_VOL))
-        self.coef_, self.resid_var_ = ols(self._design(train), y)
+        X = self._design(train)
+        self.coef_, self.resid_var_ = ols(X, y)
+        # Duan (1983) smearing: unbiased in variance whatever the residuals' distribution.
+        self.smearing_ = float(np.mean(np.exp(y - _with_intercept(X, self.coef_))))
+        self.floor_ = training_floor(train)
         return self
 
     def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
-        log_var = _with_intercept(self._design(rows), self.coef_) + self.resid_var_ / 2.0
-        return _vol(np.exp(log_var))
+        log_var = _with_intercept(self._design(rows), self.coef_)
+        return _vol(np.exp(log_var) * self.smearing_, self.floor_)
 
 
 class GARCHForecaster:
@@ -179,7 +211,7 @@ class GARCHForecaster:
 def default_baselines(horizon: int) -> list[Any]:
     """Every baseline of the benchmark, in report order."""
     return [
-        RandomWalk(),
+        RandomWalk(horizon),
         EWMA(0.94),
         HAR("rv"),
         HAR("parkinson"),

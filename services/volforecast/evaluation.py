@@ -86,8 +86,16 @@ def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 def qlike(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Patton (2011) QLIKE of volatility forecasts, on variances: mean(s/h - ln(s/h) - 1)."""
-    return float(np.mean(qlike_loss(y_true, y_pred)))
+    """Patton (2011) QLIKE of volatility forecasts, on variances: mean(s/h - ln(s/h) - 1),
+    over the days whose realized volatility is positive (see ``qlike_loss``)."""
+    losses = qlike_loss(y_true, y_pred)
+    return float(np.nanmean(losses)) if np.isfinite(losses).any() else float("nan")
+
+
+def qlike_excluded(y_true: ArrayLike) -> int:
+    """Days QLIKE leaves out: a realized volatility of zero (at h = 1, a day whose close
+    equals the previous one), where ln(s/h) is undefined."""
+    return int(np.sum(np.asarray(y_true, dtype=np.float64) <= 0.0))
 
 
 @dataclass(frozen=True)
@@ -123,10 +131,14 @@ def squared_error_loss(y_true: ArrayLike, y_pred: ArrayLike) -> npt.NDArray[np.f
 
 
 def qlike_loss(y_true: ArrayLike, y_pred: ArrayLike) -> npt.NDArray[np.float64]:
-    """QLIKE per observation (its mean is ``qlike``)."""
+    """QLIKE per observation (its mean is ``qlike``); NaN where the realized volatility is
+    zero: excluded, not floored, because any floor would decide the loss by itself (a day of
+    zero return would weigh like a crash)."""
     t, p = _pair(y_true, y_pred)
     ratio = t**2 / np.maximum(p, 1e-12) ** 2
-    return np.asarray(ratio - np.log(ratio) - 1.0, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = ratio - np.log(ratio) - 1.0
+    return np.asarray(np.where(t > 0, loss, np.nan), dtype=np.float64)
 
 
 def newey_west_lags(n: int, horizon: int) -> int:
@@ -172,6 +184,7 @@ class DMResult:
 def diebold_mariano(loss_1: ArrayLike, loss_2: ArrayLike, horizon: int) -> DMResult:
     """DM statistic of ``loss_1 - loss_2`` with a Newey–West variance, two-sided normal p-value."""
     d = np.asarray(loss_1, dtype=np.float64) - np.asarray(loss_2, dtype=np.float64)
+    d = d[np.isfinite(d)]  # days a loss leaves out (QLIKE at zero realized volatility)
     lags = newey_west_lags(d.size, horizon)
     variance = long_run_variance(d, lags) / d.size
     mean = float(np.mean(d))

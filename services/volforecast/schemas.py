@@ -322,6 +322,9 @@ class EvaluationReport(_Model):
         default_factory=dict, description="year -> model -> rmse and qlike"
     )
     rows_by_year: dict[str, int] = Field(default_factory=dict)
+    qlike_excluded_days: int = Field(
+        0, ge=0, description="days left out of QLIKE (and its DM tests): zero realized volatility"
+    )
     symbol: str
     data_source: str
     horizon: int

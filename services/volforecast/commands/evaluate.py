@@ -33,6 +33,7 @@ from volforecast.evaluation import (
     mse_var,
     mz_r2,
     qlike,
+    qlike_excluded,
     qlike_loss,
     rmse,
     squared_error_loss,
@@ -169,7 +170,12 @@ def markdown_table(report: EvaluationReport) -> str:
         f"{report.n_forecasts} daily forecasts of the next {report.horizon}-day realized "
         f"volatility; expanding window from {report.train_start}, every model refit every "
         f"{report.refit_every} trading days ({report.refits} refits), {report.purge_rows} rows "
-        f"purged before each block. Data: {report.data_source}.",
+        f"purged before each block. Data: {report.data_source}."
+        + (
+            f" QLIKE leaves out {report.qlike_excluded_days} day(s) of zero realized volatility."
+            if report.qlike_excluded_days
+            else ""
+        ),
         "",
         "| model | RMSE | MAE | MSE (variance) | QLIKE | MZ R² | RMSE / HAR | QLIKE / HAR |",
         "|---|---|---|---|---|---|---|---|",
@@ -317,6 +323,7 @@ def finish(
         ensemble_beats_every_baseline={k: result.beats[k] for k in ("rmse", "qlike")},
         diebold_mariano=result.dm_tests,
         by_year=result.yearly,
+        qlike_excluded_days=qlike_excluded(forecasts[REALIZED]),
         rows_by_year={
             str(y): int(n)
             for y, n in pd.Series(pd.DatetimeIndex(forecasts.index).year).value_counts().items()
