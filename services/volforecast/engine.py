@@ -56,12 +56,6 @@ class Outcome:
     error: BaseException | None = None
 
 
-def task_threads(settings: Settings) -> int:
-    """Threads of each model fit inside a piece: --threads, else one (the workers are the
-    parallelism; more would oversubscribe the CPUs)."""
-    return settings.threads or 1
-
-
 class Engine:
     """Runs pieces on a Dask client, or in this process when ``client`` is None."""
 
@@ -73,6 +67,14 @@ class Engine:
         if self.client is None:
             return 1
         return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def task_settings(self, settings: Settings) -> Settings:
+        """``settings`` as pieces should see them: on Dask each model fit uses --threads, else
+        one thread (the workers are the parallelism; more would oversubscribe the CPUs); in
+        this process, unchanged."""
+        if self.client is None:
+            return settings
+        return settings.model_copy(update={"threads": settings.threads or 1})
 
     def share(self, value: Any) -> Any:
         """``value`` as an argument many pieces use: sent to the cluster once, not per piece."""

@@ -13,6 +13,11 @@ class VolforecastError(Exception):
     exit_code = 1
 
 
+def exit_code_of(error: BaseException) -> int:
+    """The exit code a failure stands for: its own for ours, 1 for anything else."""
+    return error.exit_code if isinstance(error, VolforecastError) else 1
+
+
 class ConfigError(VolforecastError):
     """Bad command-line option or ``VOLF_`` environment variable."""
 

@@ -141,6 +141,10 @@ def qlike_loss(y_true: ArrayLike, y_pred: ArrayLike) -> npt.NDArray[np.float64]:
     return np.asarray(np.where(t > 0, loss, np.nan), dtype=np.float64)
 
 
+# The two losses of every comparison (DM tests, loss plots): name -> per-observation loss.
+LOSSES = {"squared_error": squared_error_loss, "qlike": qlike_loss}
+
+
 def newey_west_lags(n: int, horizon: int) -> int:
     """Bartlett-kernel lags: Newey–West (1994) rule of thumb, never fewer than horizon - 1
     (overlapping horizon-day targets make losses MA(horizon - 1))."""

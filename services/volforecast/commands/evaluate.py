@@ -23,10 +23,11 @@ from volforecast.baselines import default_baselines
 from volforecast.commands.train import MIN_LABELED_ROWS, make_ensemble
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
-from volforecast.engine import Engine, Piece, task_threads
+from volforecast.engine import Engine, Piece
 from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
-from volforecast.errors import DataError, VolforecastError
+from volforecast.errors import DataError, VolforecastError, exit_code_of
 from volforecast.evaluation import (
+    LOSSES,
     diebold_mariano,
     holm,
     mae,
@@ -34,9 +35,7 @@ from volforecast.evaluation import (
     mz_r2,
     qlike,
     qlike_excluded,
-    qlike_loss,
     rmse,
-    squared_error_loss,
 )
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
@@ -60,7 +59,6 @@ FORECASTS_PNG = "forecasts.png"
 LOSS_PNG = "cumulative_loss_difference.png"
 # Metric name -> lower is better.
 RANKED = {"rmse": True, "mae": True, "mse_var": True, "qlike": True, "mz_r2": False}
-LOSSES = {"squared_error": squared_error_loss, "qlike": qlike_loss}
 # The bar a loss is judged by in the headline: the metric whose mean the loss is.
 LOSS_METRIC = {"squared_error": "rmse", "qlike": "qlike"}
 
@@ -368,11 +366,9 @@ def evaluate_all(
     started = time.monotonic()
     now = now or dt.datetime.now(dt.UTC)
     engine = engine or Engine()
-    on_dask = engine.client is not None
     walks: list[Walk | EvaluateOutcome] = []
-    for settings in runs:
-        if on_dask:
-            settings = settings.model_copy(update={"threads": task_threads(settings)})
+    for run in runs:
+        settings = engine.task_settings(run)
         try:
             walk = prepare(settings, downloader, now.date())
         except VolforecastError as exc:
@@ -492,7 +488,7 @@ def summarize(
     rows = []
     for o in outcomes:
         if o.error is not None or o.report is None:
-            code = o.error.exit_code if isinstance(o.error, VolforecastError) else 1
+            code = exit_code_of(o.error) if o.error is not None else 1
             rows.append(
                 EvaluationSummaryRow(
                     symbol=o.symbol,

@@ -36,6 +36,15 @@ def new_rows(data: pd.DataFrame, current: CurrentModels) -> pd.DataFrame:
     return data.loc[data.index >= start]
 
 
+def validation_rows(data: pd.DataFrame, current: CurrentModels) -> pd.DataFrame:
+    """Labeled rows of Model A's validation period (those the data holds)."""
+    a = current.dual.model_a
+    return data.loc[
+        (data.index >= pd.Timestamp(a.validation_date_start))
+        & (data.index <= pd.Timestamp(a.validation_date_end))
+    ]
+
+
 def _past_runs(history: list[MonitoringRecord], run_id: str) -> list[rules.PastRun]:
     return [
         rules.PastRun(

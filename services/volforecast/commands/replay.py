@@ -46,15 +46,15 @@ from volforecast.artifacts import (
     ModelsDirectory,
     write_outputs,
 )
-from volforecast.commands.monitor import new_rows, run_monitor
+from volforecast.commands.monitor import new_rows, run_monitor, validation_rows
 from volforecast.commands.predict import run_predict
 from volforecast.commands.train import run_train
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
-from volforecast.engine import Engine, Piece, task_threads
+from volforecast.engine import Engine, Piece
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import ConfigError, DataError, NoNewDataError
-from volforecast.evaluation import diebold_mariano, qlike, qlike_loss, rmse, squared_error_loss
+from volforecast.evaluation import LOSSES, diebold_mariano, qlike, qlike_loss, rmse
 from volforecast.features import TARGET, build_dataset, labeled
 from volforecast.plots import cumulative_loss_difference, signals_over_time
 from volforecast.schemas import (
@@ -133,11 +133,7 @@ class _SetCache:
 
     def validation_of(self, current: CurrentModels, data: pd.DataFrame) -> tuple[Any, Any, Any]:
         if current.run_id not in self.validation:
-            a = current.dual.model_a
-            rows = data.loc[
-                (data.index >= pd.Timestamp(a.validation_date_start))
-                & (data.index <= pd.Timestamp(a.validation_date_end))
-            ]
+            rows = validation_rows(data, current)
             cols = list(current.model_a["feature_cols"])
             self.validation[current.run_id] = (
                 rows[TARGET].to_numpy(),
@@ -181,8 +177,9 @@ def replay_period(
                 result.monitoring.append(monitoring)
             except NoNewDataError as exc:
                 log.warning("%s: no monitoring: %s", day, exc)
-            monitored = cache.current()
-            row = _signals(monitoring, monitored, cache, upto)
+            # The day's features, built once for the signals and the policies' forecasts.
+            dataset = build_dataset(upto.frame, settings.horizon)
+            row = _signals(monitoring, cache.current(), cache, labeled(dataset))
             if (
                 monitoring is not None
                 and settings.retrain_on_advice
@@ -200,7 +197,7 @@ def replay_period(
                 on_day(day, day_settings, forecast.forecast_daily)
             current = cache.current()
             assert scheduled is not None
-            features = build_dataset(upto.frame, current.dual.horizon).iloc[[-1]]
+            features = dataset.iloc[[-1]]
             cols = list(current.model_a["feature_cols"])
             row.update(
                 date=day,
@@ -226,13 +223,12 @@ def _signals(
     monitoring: MonitoringRecord | None,
     current: CurrentModels,
     cache: _SetCache,
-    market: MarketData,
+    data: pd.DataFrame,
 ) -> dict[str, Any]:
     """The day's drift signals: the spec's (from the monitoring record) and the scale-free one
-    on the same new rows."""
+    on the same new rows (``data``: the day's labeled rows)."""
     if monitoring is None:
         return {SPEC_SIGNAL: np.nan, SCALE_FREE_SIGNAL: np.nan, "advice": "none"}
-    data = labeled(build_dataset(market.frame, current.dual.horizon))
     fresh = new_rows(data, current)
     cols = list(current.model_a["feature_cols"])
     y_val, a_val, naive_val = cache.validation_of(current, data)
@@ -277,7 +273,7 @@ def dm_tests(days: pd.DataFrame, horizon: int) -> list[ReplayDMTest]:
     scored = days.dropna(subset=["realized"])
     tests = []
     for other in POLICIES[1:]:
-        for loss_name, loss in (("squared_error", squared_error_loss), ("qlike", qlike_loss)):
+        for loss_name, loss in LOSSES.items():
             mine = loss(scored["realized"], scored[FOLLOW])
             theirs = loss(scored["realized"], scored[other])
             if np.allclose(mine, theirs):  # identical forecasts: no test to make
@@ -301,8 +297,8 @@ def bad_periods(days: pd.DataFrame, window: int = ALARM_WINDOW_DAYS) -> pd.Serie
     a mean QLIKE above the median of that number over the replay ("worse than usual"). QLIKE
     depends only on realized over forecast variance, so calm and turbulent periods are judged
     alike. NaN where fewer than ``window`` later days are scored."""
-    loss = pd.Series(qlike_loss(days["realized"].fillna(1.0), days[ALWAYS_A]), index=days.index)
-    loss[days["realized"].isna()] = np.nan
+    # NaN where nothing is realized yet (and on days of zero realized volatility).
+    loss = pd.Series(qlike_loss(days["realized"], days[ALWAYS_A]), index=days.index)
     # Mean over days d+1..d+window: a forward window, shifted so day d is excluded.
     ahead = loss[::-1].rolling(window, min_periods=window).mean()[::-1].shift(-1)
     median = ahead.median()
@@ -373,10 +369,7 @@ def run_replay(
         f"{len(chunks)} scheduled trainings (every {settings.train_every} days), "
         f"{engine.workers} worker(s)"
     )
-    task_settings = settings.model_copy(
-        update={"threads": task_threads(settings) if engine.client is not None else settings.threads,
-                "output_dir": None}
-    )  # fmt: skip
+    task_settings = engine.task_settings(settings.model_copy(update={"output_dir": None}))
     shared = engine.share(market)
     pieces = [
         Piece(f"period {c.index + 1}/{len(chunks)} from {c.days[0]}", replay_period,

@@ -23,6 +23,7 @@ from volforecast.artifacts import (
     ModelsDirectory,
     write_outputs,
 )
+from volforecast.commands.monitor import validation_rows
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.drift import DRIFT_PLAN_PCT, DRIFT_RETRAIN_PCT, PSI_THRESHOLD
@@ -111,11 +112,7 @@ def validation_forecasts(
     current: CurrentModels, frame: pd.DataFrame
 ) -> tuple[pd.Series, pd.Series]:
     """(realized, Model A forecast) over the current Model A's validation dates."""
-    rng = current.validation.date_range
-    data = labeled(build_dataset(frame, current.dual.horizon))
-    rows = data.loc[
-        (data.index >= pd.Timestamp(rng.val_start)) & (data.index <= pd.Timestamp(rng.val_end))
-    ]
+    rows = validation_rows(labeled(build_dataset(frame, current.dual.horizon)), current)
     cols = list(current.model_a["feature_cols"])
     forecast = pd.Series(predict_artifact(current.model_a, rows[cols]), index=rows.index)
     return rows[TARGET], forecast

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from volforecast.config import Settings
-from volforecast.engine import Engine, Outcome, Piece, task_threads
-from volforecast.errors import VolforecastError
+from volforecast.engine import Engine, Outcome, Piece
+from volforecast.errors import exit_code_of
 from volforecast.schemas import UniverseRow, UniverseSummary
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,6 @@ class UniverseResult:
         return [row for row in self.summary.symbols if row.status == "failed"]
 
 
-def exit_code_of(error: BaseException) -> int:
-    return error.exit_code if isinstance(error, VolforecastError) else 1
-
-
 def run_universe(
     command: Command,
     settings: Settings,
@@ -99,10 +95,7 @@ def run_universe(
     now = now or dt.datetime.now(dt.UTC)
     pieces = []
     for symbol in symbols:
-        changes: dict[str, Any] = {}
-        if engine.client is not None:
-            changes["threads"] = task_threads(settings)
-        one = settings.for_symbol(symbol, **changes)
+        one = engine.task_settings(settings.for_symbol(symbol))
         if command == "train":
             pieces.append(Piece(f"train {symbol}", train_symbol, (one,)))
         elif command == "monitor":
