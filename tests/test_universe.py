@@ -296,3 +296,26 @@ def test_cli_exits_9_naming_the_fix_when_the_dask_scheduler_is_unreachable(
     assert code == 9
     assert "VOLF_DASK_SCHEDULER" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()
+
+
+def test_summary_markdown_shows_the_holm_adjusted_p_value_it_announces():
+    from volforecast.commands.evaluate import summary_markdown
+    from volforecast.schemas import DMTest, EvaluationSummary, EvaluationSummaryRow
+
+    tests = [
+        DMTest(against="har_rv", loss=loss, statistic=-2.0, p_value=0.04, lags=8,
+               mean_loss_difference=-1.0, p_value_holm=0.31)
+        for loss in ("squared_error", "qlike")
+    ]  # fmt: skip
+    ratios = {"ensemble": {"rmse": 0.9, "qlike": 0.8}, "har_rv": {"rmse": 1.0, "qlike": 1.0}}
+    row = EvaluationSummaryRow(
+        symbol="SPY", horizon=5, status="ok", exit_code=0,
+        best_baseline={"rmse": "har_rv", "qlike": "har_rv"}, ratio_to_har_rv=ratios,
+        ratio_to_best_baseline=ratios, diebold_mariano=tests,
+    )  # fmt: skip
+    summary = EvaluationSummary(
+        created_at="2026-11-27T00:00:00+00:00", symbols=["SPY"], horizons=[5], results=[row],
+        duration_seconds=1.0, volforecast_version="0",
+    )  # fmt: skip
+    line = next(x for x in summary_markdown(summary).splitlines() if x.startswith("| SPY | 5 |"))
+    assert "| 0.31 | 0.31 |" in line and "0.04" not in line

@@ -553,7 +553,11 @@ def summary_markdown(summary: EvaluationSummary) -> str:
             continue
         mine = row.ratio_to_best_baseline[ENSEMBLE]
         har = row.ratio_to_har_rv[ENSEMBLE]
-        p = {(t.loss, t.against): t.p_value for t in row.diebold_mariano}
+        # The header promises Holm-adjusted p-values (raw only for reports that predate them).
+        p = {
+            (t.loss, t.against): t.p_value if t.p_value_holm is None else t.p_value_holm
+            for t in row.diebold_mariano
+        }
         p_rmse = p.get(("squared_error", row.best_baseline["rmse"]), float("nan"))
         p_qlike = p.get(("qlike", row.best_baseline["qlike"]), float("nan"))
         lines.append(
