@@ -4,10 +4,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from volforecast.baselines import EWMA, HAR, GARCHForecaster, LogHARX, RandomWalk, default_baselines
+from volforecast.baselines import (
+    EWMA,
+    HAR,
+    GARCHForecaster,
+    HARCore,
+    LogHARX,
+    RandomWalk,
+    default_baselines,
+)
 from volforecast.data import align, validate_prices
+from volforecast.ensemble import StackedEnsemble
 from volforecast.evaluation import qlike
-from volforecast.features import TARGET, build_dataset, labeled, log_returns
+from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.walkforward import REALIZED, schedule, walk_forward
 
 from .conftest import synthetic_market
@@ -145,3 +154,29 @@ def test_garch_baseline_forecasts_a_garch_process_best_when_vix_is_uninformative
     losses = {m: qlike(fc[REALIZED], fc[m]) for m in fc.columns if m != REALIZED}
     best = min(losses, key=lambda m: losses[m])
     assert best in {"garch_t", "gjr_garch_t"}, losses
+
+
+def test_har_core_equals_the_ensembles_own_core_when_fitted_on_the_same_rows(market):
+    data, returns = market
+    core = HARCore().fit(data, returns)
+    learner = StackedEnsemble(horizon=5)._base_learners()[0]
+    features = data.loc[:, list(FEATURE_COLUMNS)].to_numpy()
+    learner.fit(features, data[TARGET].to_numpy())
+    np.testing.assert_allclose(core.coef_, learner.linear_coef_, rtol=1e-10)
+    np.testing.assert_allclose(
+        core.predict(data, returns), np.sqrt(np.exp(learner._margin(features))), rtol=1e-8
+    )
+
+
+def test_har_core_uses_the_vix_relative_level_as_it_is_when_it_is_a_log_already(market):
+    data, returns = market
+    with_rel = HARCore().fit(data, returns)
+    without = HARCore(core_logs=()).fit(data, returns)
+    assert len(with_rel.coef_) == len(without.coef_) + 1 == 9
+    assert not np.allclose(with_rel.predict(data, returns), without.predict(data, returns))
+
+
+def test_default_baselines_include_the_har_core_after_log_har_vix_when_built():
+    names = [b.name for b in default_baselines(5)]
+    assert names[names.index("log_har_vix") + 1] == "har_core"
+    assert len(names) == len(set(names)) == 8

@@ -114,7 +114,50 @@ def test_har_boost_linear_core_equals_hand_ols_in_logs_when_fitted(dataset, boos
     coef, *_ = np.linalg.lstsq(design, 2.0 * np.log(y), rcond=None)
     np.testing.assert_allclose(model.linear_coef_, coef, rtol=1e-8)
     resid = 2.0 * np.log(y) - design @ coef
-    assert model.log_bias_ == pytest.approx(resid @ resid / (len(y) - len(coef)) / 2.0)
+    # Duan's smearing by default: the log of the mean of exp(residual).
+    assert model.log_bias_ == pytest.approx(np.log(np.mean(np.exp(resid))))
+    normal = HARBoostRegressor(est, core, logs, bias="normal").fit(X, y)
+    assert normal.log_bias_ == pytest.approx(resid @ resid / (len(y) - len(coef)) / 2.0)
     # Predictions are volatilities near the target's scale, not log variances.
     ratio = np.median(model.predict(X)) / np.median(y)
     assert 0.8 < ratio < 1.25
+
+
+def test_ensemble_core_is_unbiased_in_variance_at_horizon_one_where_normal_correction_overshoots():
+    spy, vix = synthetic_market(n_days=1500, seed=8)
+    data = labeled(build_dataset(align(validate_prices(spy, "s"), validate_prices(vix, "v")), 1))
+    data = data.loc[data[TARGET] > 0]
+    X = data[list(FEATURE_COLUMNS)].to_numpy()
+    y = data[TARGET].to_numpy()
+    core = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE]
+    est = xgb_regressor()
+    duan = HARBoostRegressor(est, core).fit(X, y)
+    normal = HARBoostRegressor(est, core, bias="normal").fit(X, y)
+    mean_realized = float(np.mean(y**2))
+    # The core's own forecast (before the trees), in variance: exp(margin).
+    assert float(np.mean(np.exp(duan._margin(X)))) == pytest.approx(mean_realized, rel=0.15)
+    assert float(np.mean(np.exp(normal._margin(X)))) > 1.8 * mean_realized
+
+
+def test_har_boost_refuses_an_unknown_bias_correction_when_fitted(dataset):
+    X = dataset[list(FEATURE_COLUMNS)].to_numpy()
+    core = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE]
+    with pytest.raises(ValueError, match="bias must be one of"):
+        HARBoostRegressor(xgb_regressor(), core, bias="median").fit(X, dataset[TARGET])
+
+
+def test_stacked_ensemble_fits_on_a_named_core_when_given_one(dataset):
+    model = StackedEnsemble(horizon=5, core=("spy_rv_5d", "vix_level"), core_logs=(),
+                            xgb_params=SMALL, lgbm_params=SMALL)  # fmt: skip
+    model.fit(dataset[list(FEATURE_COLUMNS)], dataset[TARGET])
+    assert len(model.xgb_model_.linear_coef_) == 3
+    with pytest.raises(ValueError, match="lacks the HAR core columns"):
+        StackedEnsemble(core=("spy_rv_5d", "nope")).fit(
+            dataset[list(FEATURE_COLUMNS)], dataset[TARGET]
+        )
+
+
+def xgb_regressor():
+    import xgboost as xgb
+
+    return xgb.XGBRegressor(**{**default_xgb_params(0), **SMALL})

@@ -19,6 +19,10 @@ training window's realized variances (``training_floor``).
   and VIX; forecasts are bias-corrected by Duan's smearing factor, the mean of exp(residual):
   exp(s^2 / 2) assumes normal residuals, which log realized variance is far from at short
   horizons (at h = 1 it is a log chi-square, and exp(s^2 / 2) made forecasts 2.6 times too high).
+- ``HARCore``: the ensemble's own log-linear core fitted alone, no trees (by default log-HAR on
+  the 1-, 5-, 22-day realized and Parkinson volatilities, VIX and ``vix_rel_22d``), with the
+  same Duan correction: the strongest simple model we know with daily data, and the yardstick
+  the boosted trees must beat to earn their cost.
 - ``GARCHForecaster``: GARCH(1,1) or GJR-GARCH(1,1,1) with Student-t errors from ``arch``, refit
   on the returns through the last training target, h-step variance forecasts averaged over the
   horizon.
@@ -27,13 +31,21 @@ training window's realized variances (``training_floor``).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from arch import arch_model
 
-from volforecast.ensemble import MIN_VOL, FloatArray, ols
+from volforecast.ensemble import (
+    HAR_CORE,
+    HAR_CORE_LOGS,
+    MIN_VOL,
+    FloatArray,
+    fit_log_core,
+    ols,
+)
 from volforecast.features import TARGET
 
 # Last-resort variance floor (daily units) where no training data gives one (EWMA, GARCH).
@@ -162,6 +174,38 @@ class LogHARX:
         return _vol(np.exp(log_var) * self.smearing_, self.floor_)
 
 
+class HARCore:
+    """The ensemble's log-linear HAR core alone: log RV^2 on logged ``core`` regressors and on
+    ``core_logs`` (logs already), bias-corrected as the ensemble's core is."""
+
+    name = "har_core"
+
+    def __init__(
+        self,
+        core: Sequence[str] = HAR_CORE,
+        core_logs: Sequence[str] = HAR_CORE_LOGS,
+        bias: str = "duan",
+    ) -> None:
+        self.core = core
+        self.core_logs = core_logs
+        self.bias = bias
+
+    def _design(self, rows: pd.DataFrame) -> FloatArray:
+        x = np.asarray(rows.loc[:, list(self.core)], dtype=np.float64)
+        logs = np.asarray(rows.loc[:, list(self.core_logs)], dtype=np.float64)
+        return np.column_stack([np.log(np.maximum(x, MIN_VOL)), logs])
+
+    def fit(self, train: pd.DataFrame, returns: pd.Series) -> HARCore:
+        y = 2.0 * np.log(np.maximum(np.asarray(train[TARGET], dtype=np.float64), MIN_VOL))
+        self.coef_, self.log_bias_ = fit_log_core(self._design(train), y, self.bias)
+        self.floor_ = training_floor(train)
+        return self
+
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
+        log_var = _with_intercept(self._design(rows), self.coef_) + self.log_bias_
+        return _vol(np.exp(log_var), self.floor_)
+
+
 class GARCHForecaster:
     """GARCH(1,1) (``asymmetric=False``) or GJR-GARCH(1,1,1), Student-t, zero mean."""
 
@@ -208,14 +252,16 @@ class GARCHForecaster:
         return _vol(variance.to_numpy())
 
 
-def default_baselines(horizon: int) -> list[Any]:
-    """Every baseline of the benchmark, in report order."""
+def default_baselines(horizon: int, core: HARCore | None = None) -> list[Any]:
+    """Every baseline of the benchmark, in report order; ``core`` is the ensemble's own core
+    (``HARCore()`` unless the ensemble's settings name another)."""
     return [
         RandomWalk(horizon),
         EWMA(0.94),
         HAR("rv"),
         HAR("parkinson"),
         LogHARX(),
+        core or HARCore(),
         GARCHForecaster(horizon, asymmetric=False),
         GARCHForecaster(horizon, asymmetric=True),
     ]

@@ -233,6 +233,18 @@ def _cmd_replay(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_select(settings: Settings, _args: argparse.Namespace) -> int:
+    from volforecast.commands.select import run_select, selection_markdown
+    from volforecast.engine import open_engine
+
+    say = _progress()
+    with open_engine(settings, say) as engine:
+        record, paths = run_select(settings, say, engine=engine)
+    print(selection_markdown(record))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def _cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
     from volforecast.commands.predict import forecast_table, run_predict
 
@@ -281,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(
         handler=_cmd_train,
         settings_fields=_add_settings(
-            train, [*COMMON_FLAGS, *UNIVERSE_FLAGS, "--archive-keep", "--metrics-file"]
+            train,
+            [*COMMON_FLAGS, *UNIVERSE_FLAGS, "--archive-keep", "--metrics-file", "--candidate"],
         ),
     )
     _add_format(train)
@@ -337,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate_flags = ["--source", "--data-dir", "--models-dir", "--start", "--end", "--eval-start", "--threads",
                       "--refit-every", "--output", "--symbol", "--implied-vol", "--horizon", "--horizons",
-                      "--seed", "--log-level", *UNIVERSE_FLAGS]  # fmt: skip
+                      "--seed", "--candidate", "--log-level", *UNIVERSE_FLAGS]  # fmt: skip
     evaluate.set_defaults(
         handler=_cmd_evaluate, settings_fields=_add_settings(evaluate, evaluate_flags)
     )
@@ -356,6 +369,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "--end", "--replay-start", "--train-every", "--no-retrain-on-advice", "--horizon",
                     "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level"]  # fmt: skip
     replay.set_defaults(handler=_cmd_replay, settings_fields=_add_settings(replay, replay_flags))
+    select = sub.add_parser(
+        "select",
+        help="choose the ensemble's settings on a development period before --eval-start",
+        description="Run every candidate setting of the ensemble walk-forward on the "
+        "development period (data from --dev-start, scored from --dev-eval-start to the day "
+        "before --eval-start; nothing later is read) on --symbols (default SPY,QQQ) at "
+        "--horizons (default 1,5,22), pick one per horizon by the written rule and write "
+        "selection.json and selection.md to --output. Copying selection.json into "
+        "services/volforecast/ ships the choice.",
+    )
+    select_flags = ["--source", "--data-dir", "--models-dir", "--dev-start", "--dev-eval-start",
+                    "--eval-start", "--refit-every", "--symbols", "--implied-vol", "--horizons",
+                    "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level"]  # fmt: skip
+    select.set_defaults(handler=_cmd_select, settings_fields=_add_settings(select, select_flags))
     return parser
 
 

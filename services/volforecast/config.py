@@ -62,6 +62,9 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--train-every": ("train_every", {"type": int, "metavar": "DAYS"}),
     "--no-retrain-on-advice": ("retrain_on_advice", {"action": "store_const", "const": False}),
     "--metrics-file": ("metrics_file", {"metavar": "FILE"}),
+    "--candidate": ("candidate", {"metavar": "NAME"}),
+    "--dev-start": ("dev_start", {"metavar": "YYYY-MM-DD"}),
+    "--dev-eval-start": ("dev_eval_start", {"metavar": "YYYY-MM-DD"}),
 }
 
 
@@ -174,6 +177,20 @@ class Settings(BaseSettings):
         None,
         description="evaluate/report/replay: where files go; default <models_dir>/evaluation "
         "(evaluate), <models_dir>/reports (report) or <models_dir>/replay (replay).",
+    )
+    candidate: str | None = Field(
+        None,
+        description="train/evaluate: the ensemble's settings by name (one of `volforecast "
+        "select`'s candidates); default: the packaged selection's choice for the horizon.",
+    )
+    dev_start: dt.date = Field(
+        dt.date(1995, 1, 1),
+        description="select: first date of history of the development period.",
+    )
+    dev_eval_start: dt.date = Field(
+        dt.date(2003, 1, 1),
+        description="select: first day scored in the development period (which ends the day "
+        "before --eval-start).",
     )
     replay_start: dt.date = Field(
         dt.date(2013, 1, 1), description="replay: first day of the replayed production loop."

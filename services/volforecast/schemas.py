@@ -519,3 +519,56 @@ class ReplayReport(_Model):
     volforecast_version: str
     duration_seconds: float
     format_version: int = FORMAT_VERSION
+
+
+# --------------------------------------------------------------------------- selection
+
+
+class CandidateSpec(_Model):
+    """One setting of the ensemble that ``volforecast select`` tries: the HAR core's
+    regressors and bias correction, and the tree parameters over the defaults."""
+
+    name: str
+    description: str
+    core: list[str]
+    core_logs: list[str]
+    bias: Literal["duan", "normal"]
+    xgb_params: dict[str, Any]
+    lgbm_params: dict[str, Any]
+
+
+class CandidateScore(_Model):
+    """A candidate's (or a yardstick's) losses on one series at one horizon, development
+    period only."""
+
+    symbol: str
+    horizon: int
+    model: str
+    n_forecasts: int
+    rmse: float
+    qlike: float
+    rmse_ratio_har_rv: float
+    qlike_ratio_har_rv: float
+    # The rule's number: the mean over the two losses of ln(model / HAR-RV).
+    log_score: float
+
+
+class SelectionRecord(_Model):
+    """``selection.json``: the development-period protocol, every score and the choice per
+    horizon. The packaged copy (``volforecast/selection.json``) is what the ensemble uses."""
+
+    created_at: str
+    volforecast_version: str
+    data_source: str
+    symbols: list[str]
+    horizons: list[int]
+    train_start: dt.date
+    dev_eval_start: dt.date
+    dev_end: dt.date
+    refit_every: int
+    rule: str
+    candidates: list[CandidateSpec]
+    scores: list[CandidateScore]
+    # Horizon (as a string: JSON keys) -> the chosen candidate's name.
+    chosen: dict[str, str]
+    duration_seconds: float = 0.0

@@ -19,8 +19,8 @@ import pandas as pd
 
 from volforecast import __version__
 from volforecast.artifacts import ModelsDirectory, write_outputs
-from volforecast.baselines import default_baselines
-from volforecast.commands.train import MIN_LABELED_ROWS, make_ensemble
+from volforecast.baselines import HARCore, default_baselines
+from volforecast.commands.train import MIN_LABELED_ROWS, ensemble_spec, make_ensemble
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.engine import Engine, Piece
@@ -66,10 +66,9 @@ LOSS_METRIC = {"squared_error": "rmse", "qlike": "qlike"}
 class EnsembleForecaster:
     """The walk-forward face of the ensemble ``train`` builds (same class, same settings)."""
 
-    name = ENSEMBLE
-
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, name: str = ENSEMBLE) -> None:
         self.settings = settings
+        self.name = name
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> EnsembleForecaster:
         self.model_: StackedEnsemble = make_ensemble(self.settings)
@@ -304,7 +303,9 @@ def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -
             f"(data ends {data.index[-1].date()}). Fix: move --eval-start earlier."
         )
     blocks = schedule(len(data), first, settings.refit_every, purge)
-    models = [EnsembleForecaster(settings), *default_baselines(settings.horizon)]
+    spec = ensemble_spec(settings)
+    core = HARCore(spec.core, spec.core_logs, spec.bias)
+    models = [EnsembleForecaster(settings), *default_baselines(settings.horizon, core)]
     return Walk(settings, market.source, data, returns, blocks, models)
 
 
@@ -351,6 +352,36 @@ def finish(
     return report, write_outputs(output, files)
 
 
+def run_walks(
+    walks: Sequence[Walk], engine: Engine, progress: Progress, what: str
+) -> list[pd.DataFrame | BaseException]:
+    """Every walk-forward of ``walks`` on ``engine``, one model on one refit block per piece:
+    each walk's forecasts (``assemble``), or the first error among its pieces."""
+    pieces: list[Piece] = []
+    owners: list[tuple[int, str, int]] = []  # (walk index, model name, block index)
+    for w, walk in enumerate(walks):
+        data, returns = engine.share(walk.data), engine.share(walk.returns)
+        for k, block in enumerate(walk.blocks):
+            for model in walk.models:
+                label = f"{walk.name} refit {k + 1}/{len(walk.blocks)} {model.name}"
+                pieces.append(Piece(label, forecast_block, (model, data, returns, block)))
+                owners.append((w, model.name, k))
+    outcomes = engine.run(pieces, what, progress)
+    per_walk: list[dict[str, list[Any]]] = [
+        {m.name: [None] * len(walk.blocks) for m in walk.models} for walk in walks
+    ]
+    failed: dict[int, BaseException] = {}
+    for (w, name, k), outcome in zip(owners, outcomes, strict=True):
+        if outcome.error is not None:
+            failed.setdefault(w, outcome.error)
+        else:
+            per_walk[w][name][k] = outcome.value
+    return [
+        failed[w] if w in failed else assemble(walk.data, walk.blocks, per_walk[w])
+        for w, walk in enumerate(walks)
+    ]
+
+
 def evaluate_all(
     runs: Sequence[Settings],
     progress: Progress,
@@ -381,41 +412,20 @@ def evaluate_all(
             f"{len(walk.blocks)} refits of {len(walk.models)} models"
         )
         walks.append(walk)
-    pieces: list[Piece] = []
-    owners: list[tuple[int, str, int]] = []  # (walk index, model name, block index)
-    for w, item in enumerate(walks):
-        if not isinstance(item, Walk):
-            continue
-        walk = item
-        data, returns = engine.share(walk.data), engine.share(walk.returns)
-        for k, block in enumerate(walk.blocks):
-            for model in walk.models:
-                label = f"{walk.name} refit {k + 1}/{len(walk.blocks)} {model.name}"
-                pieces.append(Piece(label, forecast_block, (model, data, returns, block)))
-                owners.append((w, model.name, k))
-    outcomes = engine.run(pieces, "evaluate", progress)
-    per_walk: dict[int, dict[str, list[Any]]] = {}
-    failed: dict[int, BaseException] = {}
-    for (w, name, k), outcome in zip(owners, outcomes, strict=True):
-        if outcome.error is not None:
-            failed.setdefault(w, outcome.error)
-            continue
-        owner = walks[w]
-        assert isinstance(owner, Walk)
-        slots = per_walk.setdefault(w, {m.name: [None] * len(owner.blocks) for m in owner.models})
-        slots[name][k] = outcome.value
+    ready = [w for w in walks if isinstance(w, Walk)]
+    done = iter(run_walks(ready, engine, progress, "evaluate"))
     results: list[EvaluateOutcome] = []
-    for w, item in enumerate(walks):
+    for item in walks:
         if not isinstance(item, Walk):
             results.append(item)
             continue
         walk = item
         settings = walk.settings
-        if w in failed:
-            progress(f"{walk.name} failed: {failed[w]}")
-            results.append(EvaluateOutcome(settings.symbol, settings.horizon, error=failed[w]))
+        forecasts = next(done)
+        if isinstance(forecasts, BaseException):
+            progress(f"{walk.name} failed: {forecasts}")
+            results.append(EvaluateOutcome(settings.symbol, settings.horizon, error=forecasts))
             continue
-        forecasts = assemble(walk.data, walk.blocks, per_walk[w])
         report, paths = finish(walk, forecasts, now, time.monotonic() - started)
         progress(f"{walk.name}: wrote the report to {paths[0].parent}")
         results.append(EvaluateOutcome(settings.symbol, settings.horizon, report, paths))

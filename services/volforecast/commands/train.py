@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from volforecast import __version__
+from volforecast import __version__, selection
 from volforecast.artifacts import (
     DUAL_FILE,
     MODEL_A_FILE,
@@ -30,6 +30,7 @@ from volforecast.evaluation import Scores, Split, model_a_split, model_b_split, 
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 from volforecast.runtime import fit_threads
 from volforecast.schemas import (
+    CandidateSpec,
     DateRange,
     DualModelBaseline,
     ModelAInfo,
@@ -70,10 +71,20 @@ def new_run_id(now: dt.datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+def ensemble_spec(settings: Settings) -> CandidateSpec:
+    """The ensemble's settings: ``--candidate``, or the packaged selection's choice."""
+    if settings.candidate:
+        return selection.candidate(settings.candidate)
+    return selection.chosen_for(settings.horizon)
+
+
 def make_ensemble(settings: Settings) -> StackedEnsemble:
     """The ensemble both ``train`` and ``evaluate`` fit: one place, so they cannot differ."""
     return StackedEnsemble(
-        horizon=settings.horizon, seed=settings.seed, n_jobs=fit_threads(settings.threads)
+        horizon=settings.horizon,
+        seed=settings.seed,
+        n_jobs=fit_threads(settings.threads),
+        **selection.ensemble_kwargs(ensemble_spec(settings)),
     )
 
 

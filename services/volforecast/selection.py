@@ -1,0 +1,154 @@
+"""Which setting of the ensemble to use, chosen without looking at the evaluation period.
+
+The protocol (``services/train/README.md``, "Selection protocol"): every candidate below is
+run walk-forward on a development period that ends the day before ``--eval-start`` (every
+training and every scored target inside it), on each development series and horizon; the rule
+``choose`` picks, per horizon, the candidate with the lowest mean over the series of
+``(ln(RMSE / RMSE_HAR-RV) + ln(QLIKE / QLIKE_HAR-RV)) / 2``. ``volforecast select`` runs it
+and writes ``selection.json``; the copy packaged next to this module is the shipped choice,
+and ``chosen_for`` reads it.
+
+The candidates were written down before the development run and are not changed after it
+(a test compares them with the packaged record, so changing one means re-running select).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS
+from volforecast.errors import ConfigError
+from volforecast.schemas import CandidateScore, CandidateSpec, SelectionRecord
+
+SELECTION_JSON = "selection.json"
+RULE = (
+    "per horizon, the candidate with the lowest mean over the development series of "
+    "(ln(RMSE / RMSE of HAR-RV) + ln(QLIKE / QLIKE of HAR-RV)) / 2; ties go to the earlier "
+    "candidate"
+)
+
+_CORES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "range_vix_rel": (
+        "log rv and Parkinson 1/5/22, VIX, vix_rel_22d",
+        HAR_CORE,
+        HAR_CORE_LOGS,
+    ),
+    "range_vix": ("log rv and Parkinson 1/5/22, VIX", HAR_CORE, ()),
+    "rv_vix": (
+        "log rv 1/5/22, VIX (log-HAR-VIX's regressors)",
+        ("spy_rv_1d", "spy_rv_5d", "spy_rv_22d", "vix_level"),
+        (),
+    ),
+}
+_TREES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "light": ("150 trees, lr 0.01, depth 2 / 4 leaves (the defaults)", {}, {}),
+    "medium": (
+        "300 trees, lr 0.01, depth 2 / 4 leaves",
+        {"n_estimators": 300},
+        {"n_estimators": 300},
+    ),
+    "deep": (
+        "300 trees, lr 0.02, depth 3 / 8 leaves, 20 / 100 rows per leaf",
+        {"n_estimators": 300, "learning_rate": 0.02, "max_depth": 3, "min_child_weight": 20.0},
+        {"n_estimators": 300, "learning_rate": 0.02, "num_leaves": 8, "min_child_samples": 100},
+    ),
+}
+
+
+def _candidates() -> tuple[CandidateSpec, ...]:
+    out = []
+    for core_name, (core_text, core, logs) in _CORES.items():
+        for tree_name, (tree_text, xgb_params, lgbm_params) in _TREES.items():
+            out.append(
+                CandidateSpec(
+                    name=f"{core_name}+{tree_name}",
+                    description=f"core: {core_text}; trees: {tree_text}; Duan correction",
+                    core=list(core),
+                    core_logs=list(logs),
+                    bias="duan",
+                    xgb_params=xgb_params,
+                    lgbm_params=lgbm_params,
+                )
+            )
+    # The release before this protocol, for the record: its exp(s²/2) correction.
+    out.append(
+        CandidateSpec(
+            name="range_vix_rel+light+normal_bias",
+            description="the previous release: range_vix_rel+light with the exp(s²/2) correction",
+            core=list(HAR_CORE),
+            core_logs=list(HAR_CORE_LOGS),
+            bias="normal",
+            xgb_params={},
+            lgbm_params={},
+        )
+    )
+    return tuple(out)
+
+
+CANDIDATES: tuple[CandidateSpec, ...] = _candidates()
+
+
+def candidate(name: str) -> CandidateSpec:
+    """The candidate called ``name`` (``--candidate``)."""
+    for spec in CANDIDATES:
+        if spec.name == name:
+            return spec
+    raise ConfigError(
+        f"unknown ensemble candidate {name!r}. Fix: use one of "
+        f"{', '.join(c.name for c in CANDIDATES)}, or leave --candidate unset."
+    )
+
+
+def ensemble_kwargs(spec: CandidateSpec) -> dict[str, Any]:
+    """``StackedEnsemble`` keyword arguments of a candidate."""
+    return {
+        "core": tuple(spec.core),
+        "core_logs": tuple(spec.core_logs),
+        "bias": spec.bias,
+        "xgb_params": dict(spec.xgb_params),
+        "lgbm_params": dict(spec.lgbm_params),
+    }
+
+
+def log_score(rmse_ratio: float, qlike_ratio: float) -> float:
+    """The rule's number for one series: the mean of the two losses' log ratios."""
+    return (math.log(rmse_ratio) + math.log(qlike_ratio)) / 2.0
+
+
+def choose(scores: Sequence[CandidateScore], candidates: Sequence[str]) -> dict[int, str]:
+    """The rule: per horizon, the candidate with the lowest mean ``log_score`` over the
+    series (only candidates scored on every series of that horizon compete)."""
+    chosen: dict[int, str] = {}
+    for h in sorted({s.horizon for s in scores}):
+        at_h = [s for s in scores if s.horizon == h]
+        series = {s.symbol for s in at_h}
+        best: tuple[float, str] | None = None
+        for name in candidates:
+            mine = [s.log_score for s in at_h if s.model == name]
+            if len(mine) != len(series):
+                continue
+            mean = sum(mine) / len(mine)
+            if best is None or mean < best[0]:
+                best = (mean, name)
+        if best is not None:
+            chosen[h] = best[1]
+    return chosen
+
+
+@cache
+def packaged_record() -> SelectionRecord:
+    """The shipped selection (``volforecast/selection.json``), read once per process."""
+    text = resources.files("volforecast").joinpath(SELECTION_JSON).read_text(encoding="utf-8")
+    return SelectionRecord.model_validate_json(text)
+
+
+def chosen_for(horizon: int) -> CandidateSpec:
+    """The packaged choice for ``horizon``; a horizon the selection did not cover takes the
+    choice of the nearest one it did (the shorter on a tie)."""
+    chosen = {int(h): name for h, name in packaged_record().chosen.items()}
+    nearest = min(chosen, key=lambda h: (abs(h - horizon), h))
+    return candidate(chosen[nearest])

@@ -1,0 +1,167 @@
+"""The selection protocol: the rule, the packaged choice, and a development run that never
+reads the evaluation period."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from volforecast import selection
+from volforecast.cli import main
+from volforecast.commands.select import run_select
+from volforecast.commands.train import ensemble_spec, make_ensemble
+from volforecast.errors import ConfigError
+from volforecast.schemas import CandidateScore, SelectionRecord
+
+from .conftest import synthetic_market, write_market
+
+
+def _score(symbol: str, horizon: int, model: str, rmse_ratio: float, qlike_ratio: float):
+    return CandidateScore(
+        symbol=symbol, horizon=horizon, model=model, n_forecasts=100, rmse=rmse_ratio,
+        qlike=qlike_ratio, rmse_ratio_har_rv=rmse_ratio, qlike_ratio_har_rv=qlike_ratio,
+        log_score=selection.log_score(rmse_ratio, qlike_ratio),
+    )  # fmt: skip
+
+
+def test_log_score_is_the_mean_of_the_two_log_ratios_when_computed():
+    assert selection.log_score(0.9, 0.8) == pytest.approx((np.log(0.9) + np.log(0.8)) / 2)
+    assert selection.log_score(1.0, 1.0) == 0.0
+
+
+def test_choose_picks_the_lowest_mean_score_over_series_when_series_disagree():
+    scores = [
+        _score("SPY", 5, "a", 0.90, 0.80),  # a: best on SPY ...
+        _score("QQQ", 5, "a", 1.00, 1.00),
+        _score("SPY", 5, "b", 0.92, 0.85),  # ... b: better on average
+        _score("QQQ", 5, "b", 0.95, 0.90),
+    ]
+    assert selection.choose(scores, ["a", "b"]) == {5: "b"}
+
+
+def test_choose_keeps_the_earlier_candidate_when_two_tie():
+    scores = [_score("SPY", 1, "a", 0.9, 0.9), _score("SPY", 1, "b", 0.9, 0.9)]
+    assert selection.choose(scores, ["a", "b"]) == {1: "a"}
+    assert selection.choose(scores, ["b", "a"]) == {1: "b"}
+
+
+def test_choose_leaves_out_a_candidate_not_scored_on_every_series_when_choosing():
+    scores = [
+        _score("SPY", 5, "a", 0.5, 0.5),
+        _score("SPY", 5, "b", 0.9, 0.9),
+        _score("QQQ", 5, "b", 0.9, 0.9),
+    ]
+    assert selection.choose(scores, ["a", "b"]) == {5: "b"}
+
+
+def test_candidate_names_are_unique_and_each_builds_an_ensemble_when_named():
+    names = [c.name for c in selection.CANDIDATES]
+    assert len(names) == len(set(names)) == 10
+    assert "range_vix_rel+light+normal_bias" in names
+
+
+def test_unknown_candidate_raises_config_error_naming_the_choices(make_settings):
+    with pytest.raises(ConfigError, match="range_vix_rel\\+light"):
+        make_ensemble(make_settings(candidate="nope"))
+
+
+def test_candidate_setting_overrides_the_packaged_choice_when_given(make_settings):
+    model = make_ensemble(make_settings(candidate="rv_vix+deep", horizon=5))
+    assert model.core == ("spy_rv_1d", "spy_rv_5d", "spy_rv_22d", "vix_level")
+    assert model.xgb_params is not None and model.xgb_params["max_depth"] == 3
+
+
+def test_chosen_for_takes_the_nearest_selected_horizon_when_not_selected(monkeypatch):
+    record = selection.packaged_record().model_copy(
+        update={"chosen": {"1": "rv_vix+light", "5": "range_vix+light", "22": "rv_vix+deep"}}
+    )
+    monkeypatch.setattr(selection, "packaged_record", lambda: record)
+    assert selection.chosen_for(1).name == "rv_vix+light"
+    assert selection.chosen_for(2).name == "rv_vix+light"
+    assert selection.chosen_for(3).name == "rv_vix+light"  # a tie goes to the shorter
+    assert selection.chosen_for(10).name == "range_vix+light"
+    assert selection.chosen_for(40).name == "rv_vix+deep"
+
+
+def test_packaged_record_was_made_with_todays_candidates_when_shipped():
+    # Changing a candidate without re-running `volforecast select` fails here.
+    record = selection.packaged_record()
+    assert [c.model_dump() for c in record.candidates] == [
+        c.model_dump() for c in selection.CANDIDATES
+    ]
+    assert sorted(int(h) for h in record.chosen) == [1, 5, 22]
+    assert record.dev_end < dt.date(2013, 1, 1) and record.symbols == ["SPY", "QQQ"]
+    # The choice follows from the record's own scores by the rule.
+    chosen = selection.choose(record.scores, [c.name for c in record.candidates])
+    assert {str(h): n for h, n in chosen.items()} == record.chosen
+
+
+def test_default_ensemble_is_the_packaged_choice_for_its_horizon(make_settings):
+    for h in (1, 5, 22):
+        assert (
+            ensemble_spec(make_settings(horizon=h)).name
+            == selection.packaged_record().chosen[str(h)]
+        )
+
+
+@pytest.fixture
+def two_candidates(monkeypatch):
+    monkeypatch.setattr(selection, "CANDIDATES", selection.CANDIDATES[:2])
+
+
+def _select(make_settings, tmp_path, data_dir, out):
+    settings = make_settings(data_dir=data_dir, dev_start=dt.date(2015, 1, 1),
+                             dev_eval_start=dt.date(2017, 6, 1), eval_start=dt.date(2018, 1, 2),
+                             refit_every=63, horizons=[5], symbols=["SPY"], output_dir=out)  # fmt: skip
+    return run_select(settings, lambda _m: None)
+
+
+def test_select_scores_every_candidate_and_yardstick_only_before_eval_start(
+    make_settings, tmp_path, two_candidates
+):
+    spy, vix = synthetic_market(n_days=900, seed=3)
+    record, paths = _select(make_settings, tmp_path, write_market(tmp_path / "d", spy, vix),
+                            tmp_path / "o")  # fmt: skip
+    assert sorted(p.name for p in paths) == ["selection.json", "selection.md"]
+    assert {s.model for s in record.scores} == {
+        "range_vix_rel+light", "range_vix_rel+medium", "har_rv", "har_core"
+    }  # fmt: skip
+    # The last scored target (5 days ahead) ends before the evaluation period starts.
+    assert record.dev_end < dt.date(2018, 1, 2)
+    assert record.dev_eval_start >= dt.date(2017, 6, 1)
+    har = next(s for s in record.scores if s.model == "har_rv")
+    assert har.rmse_ratio_har_rv == 1.0 and har.log_score == 0.0
+    assert record.chosen["5"] in {"range_vix_rel+light", "range_vix_rel+medium"}
+    on_disk = SelectionRecord.model_validate_json((tmp_path / "o" / "selection.json").read_text())
+    assert on_disk.chosen == record.chosen
+
+
+def test_select_is_unchanged_when_prices_after_the_development_period_are_scrambled(
+    make_settings, tmp_path, two_candidates
+):
+    spy, vix = synthetic_market(n_days=900, seed=3)
+    first, _ = _select(make_settings, tmp_path, write_market(tmp_path / "d1", spy, vix),
+                       tmp_path / "o1")  # fmt: skip
+    later = spy["date"] >= "2018-01-02"  # --eval-start: the first day select may not read
+    scrambled = spy.copy()
+    for col in ("open", "high", "low", "close", "adj_close"):
+        scrambled.loc[later, col] = scrambled.loc[later, col] * 3.0
+    second, _ = _select(make_settings, tmp_path, write_market(tmp_path / "d2", scrambled, vix),
+                        tmp_path / "o2")  # fmt: skip
+    dump = [s.model_dump() for s in first.scores]
+    assert dump == [s.model_dump() for s in second.scores]
+
+
+def test_select_command_refuses_a_development_period_without_enough_history(
+    make_settings, tmp_path, two_candidates, capsys
+):
+    spy, vix = synthetic_market(n_days=900, seed=3)
+    data = write_market(tmp_path / "d", spy, vix)
+    code = main(["select", "--source", "csv", "--data-dir", str(data), "--models-dir",
+                 str(tmp_path / "m"), "--symbols", "SPY", "--horizons", "5",
+                 "--dev-start", "2015-01-01", "--dev-eval-start", "2015-06-01",
+                 "--eval-start", "2017-09-01", "--workers", "1"])  # fmt: skip
+    assert code == 3
+    assert "Fix: move --dev-start earlier" in capsys.readouterr().err
