@@ -18,6 +18,13 @@ comparison. It prints each run and the ratio of median contended to median idle 
 prints the speedup; then how wall time grows with the number of symbols (1, 2, 4, 7).
 
     python bench/bench.py --data-dir ../shared/data --universe
+
+``--against REF`` measures this checkout against an earlier release side by side: the git
+revision REF is exported to a temporary folder, and train and evaluate run alternately with
+each version's code (``python -m volforecast.cli`` with that version first on PYTHONPATH, the
+same interpreter and packages), ``--repeat`` times each; it prints the medians and the ratio.
+
+    python bench/bench.py --data-dir ../shared/data --against 37f08cd --repeat 3
 """
 
 from __future__ import annotations
@@ -136,6 +143,39 @@ def universe(exe: str, data_dir: str, env: dict[str, str], work: Path, eval_star
     return 1 if failed or not same else 0
 
 
+def against(ref: str, common: list[str], env: dict[str, str], work: Path, repeat: int,
+            skip_evaluate: bool) -> int:  # fmt: skip
+    """Train (and evaluate) of this checkout and of git revision ``ref``, alternating."""
+    repo = Path(__file__).resolve().parents[1]
+    old = work / "previous"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "services"],
+                             check=True, capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    versions = {"this": repo / "services", ref: old / "services"}
+    commands = [("train", ["train"])]
+    if not skip_evaluate:
+        commands.append(("evaluate", ["evaluate", "--output", str(work / "e")]))
+    print(f"{'command':<10}{'version':>10}{'wall s':>10}{'peak MiB':>12}{'exit':>6}")
+    failed = 0
+    medians: dict[tuple[str, str], float] = {}
+    for name, args in commands:
+        walls: dict[str, list[float]] = {v: [] for v in versions}
+        for _ in range(repeat):
+            for version, path in versions.items():
+                cmd = [sys.executable, "-m", "volforecast.cli", *args, *common]
+                wall, peak, code = _run(cmd, {**env, "PYTHONPATH": str(path)})
+                failed |= code != 0
+                walls[version].append(wall)
+                print(f"{name:<10}{version:>10}{wall:>10.1f}{peak:>12.0f}{code:>6}", flush=True)
+        for version in versions:
+            medians[(name, version)] = statistics.median(walls[version])
+    for name, _ in commands:
+        this, prev = medians[(name, "this")], medians[(name, ref)]
+        print(f"{name}: median {this:.1f} s (this) vs {prev:.1f} s ({ref}): {this / prev:.2f}x")
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -158,6 +198,11 @@ def main() -> int:
     parser.add_argument(
         "--eval-start", default="2013-01-01", help="--universe: first day forecast [2013-01-01]"
     )
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="train and evaluate of this checkout vs git revision REF, side by side",
+    )
     args = parser.parse_args()
 
     exe = shutil.which("volforecast") or str(Path(sys.executable).with_name("volforecast"))
@@ -168,6 +213,10 @@ def main() -> int:
           f"{platform.system()} {platform.release()}")  # fmt: skip
     if args.universe:
         code = universe(exe, args.data_dir, env, work, args.eval_start)
+        shutil.rmtree(work, ignore_errors=True)
+        return code
+    if args.against:
+        code = against(args.against, common, env, work, args.repeat, args.skip_evaluate)
         shutil.rmtree(work, ignore_errors=True)
         return code
     if args.contention:

@@ -105,8 +105,8 @@ def test_evaluate_writes_json_table_forecasts_and_pngs_when_run_on_csv(evaluated
     out = root / "out"
     raw = json.loads((out / "evaluation.json").read_text())
     expected_models = {
-        ENSEMBLE, "random_walk", "ewma", "har_rv", "har_parkinson", "log_har_vix", "garch_t",
-        "gjr_garch_t",
+        ENSEMBLE, "random_walk", "ewma", "har_rv", "har_parkinson", "log_har_vix", "har_core",
+        "garch_t", "gjr_garch_t",
     }  # fmt: skip
     assert set(raw["metrics"]) == expected_models
     assert all(set(m) == METRIC_KEYS for m in raw["metrics"].values())

@@ -4,6 +4,7 @@ reads the evaluation period."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
@@ -165,3 +166,21 @@ def test_select_command_refuses_a_development_period_without_enough_history(
                  "--eval-start", "2017-09-01", "--workers", "1"])  # fmt: skip
     assert code == 3
     assert "Fix: move --dev-start earlier" in capsys.readouterr().err
+
+
+def test_train_records_the_ensemble_settings_it_used_in_history_and_pickle(
+    make_settings, market_dir, tmp_path
+):
+    import pickle
+
+    from volforecast.commands.train import run_train
+
+    settings = make_settings(candidate="rv_vix+light")
+    result = run_train(settings, lambda _m: None)
+    assert result.record.ensemble_settings == "rv_vix+light"
+    history = (tmp_path / "models" / "training_history.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["ensemble_settings"] == "rv_vix+light"
+    with (tmp_path / "models" / "model_90pct.pkl").open("rb") as f:
+        artifact = pickle.load(f)
+    assert artifact["ensemble_settings"] == "rv_vix+light"
+    assert len(artifact["xgb_model"].linear_coef_) == 5  # intercept + rv 1/5/22 + VIX

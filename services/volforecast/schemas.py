@@ -186,6 +186,11 @@ class TrainingRecord(_Model):
     symbol: str = Field(
         "SPY", description="the underlying; files written before per-symbol sets are SPY's"
     )
+    ensemble_settings: str | None = Field(
+        None,
+        description="the ensemble's settings (a `volforecast select` candidate); none in lines "
+        "written before the selection protocol",
+    )
 
 
 # --------------------------------------------------------------------------- monitoring side

@@ -142,8 +142,15 @@ def choose(scores: Sequence[CandidateScore], candidates: Sequence[str]) -> dict[
 @cache
 def packaged_record() -> SelectionRecord:
     """The shipped selection (``volforecast/selection.json``), read once per process."""
-    text = resources.files("volforecast").joinpath(SELECTION_JSON).read_text(encoding="utf-8")
-    return SelectionRecord.model_validate_json(text)
+    path = resources.files("volforecast").joinpath(SELECTION_JSON)
+    try:
+        return SelectionRecord.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"the packaged selection record {path} cannot be read ({exc}); it says which "
+            "ensemble settings each horizon uses. Fix: reinstall volforecast, or name the "
+            "settings with --candidate."
+        ) from exc
 
 
 def chosen_for(horizon: int) -> CandidateSpec:

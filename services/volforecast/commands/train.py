@@ -123,6 +123,15 @@ def train_models(
             f"{settings.as_of or market.last_date}; training needs at least {MIN_LABELED_ROWS} "
             "(about two years). Fix: move --start earlier or --as-of later."
         )
+    spec = ensemble_spec(settings)
+    progress(
+        f"ensemble settings {spec.name}"
+        + (
+            " (--candidate)"
+            if settings.candidate
+            else f" (packaged selection, h={settings.horizon})"
+        )
+    )
     purge = settings.horizon
     split_a = model_a_split(n, TRAIN_FRACTION, purge)
     split_b = model_b_split(n, MODEL_B_TEST_ROWS, purge)
@@ -142,6 +151,7 @@ def train_models(
         "created_at": stamp,
         "volforecast_version": __version__,
         "symbol": settings.symbol,
+        "ensemble_settings": spec.name,
     }
     blobs = {}
     for name, fit, label in ((MODEL_A_FILE, fit_a, "A"), (MODEL_B_FILE, fit_b, "B")):
@@ -223,6 +233,7 @@ def train_models(
         as_of=settings.as_of,
         duration_seconds=round(time.monotonic() - started, 3),
         symbol=settings.symbol,
+        ensemble_settings=spec.name,
     )
     blobs[VALIDATION_FILE] = validation.model_dump_json(indent=2).encode()
     blobs[DUAL_FILE] = dual.model_dump_json(indent=2).encode()
