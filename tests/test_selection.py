@@ -14,7 +14,7 @@ from volforecast.cli import main
 from volforecast.commands.select import run_select
 from volforecast.commands.train import ensemble_spec, make_ensemble
 from volforecast.errors import ConfigError
-from volforecast.schemas import CandidateScore, SelectionRecord
+from volforecast.schemas import CandidateScore, CandidateSpec, SelectionRecord
 
 from .conftest import synthetic_market, write_market
 
@@ -32,6 +32,17 @@ def test_log_score_is_the_mean_of_the_two_log_ratios_when_computed():
     assert selection.log_score(1.0, 1.0) == 0.0
 
 
+def _spec(name: str, cost: float = 1.0) -> CandidateSpec:
+    return CandidateSpec(name=name, description="", core=[], core_logs=[], bias="duan",
+                         cost=cost, xgb_params={}, lgbm_params={})  # fmt: skip
+
+
+def _mean_score(value: float, symbol: str = "SPY", model: str = "a", horizon: int = 5):
+    # A score whose log_score is ``value`` (both ratios exp(value)).
+    ratio = float(np.exp(value))
+    return _score(symbol, horizon, model, ratio, ratio)
+
+
 def test_choose_picks_the_lowest_mean_score_over_series_when_series_disagree():
     scores = [
         _score("SPY", 5, "a", 0.90, 0.80),  # a: best on SPY ...
@@ -39,13 +50,30 @@ def test_choose_picks_the_lowest_mean_score_over_series_when_series_disagree():
         _score("SPY", 5, "b", 0.92, 0.85),  # ... b: better on average
         _score("QQQ", 5, "b", 0.95, 0.90),
     ]
-    assert selection.choose(scores, ["a", "b"]) == {5: "b"}
+    assert selection.choose(scores, [_spec("a"), _spec("b")]) == {5: "b"}
 
 
 def test_choose_keeps_the_earlier_candidate_when_two_tie():
     scores = [_score("SPY", 1, "a", 0.9, 0.9), _score("SPY", 1, "b", 0.9, 0.9)]
-    assert selection.choose(scores, ["a", "b"]) == {1: "a"}
-    assert selection.choose(scores, ["b", "a"]) == {1: "b"}
+    assert selection.choose(scores, [_spec("a"), _spec("b")]) == {1: "a"}
+    assert selection.choose(scores, [_spec("b"), _spec("a")]) == {1: "b"}
+
+
+def test_choose_prefers_a_cheaper_candidate_when_it_scores_within_the_margin():
+    scores = [_mean_score(-0.100, model="a"), _mean_score(-0.096, model="b")]
+    assert selection.choose(scores, [_spec("a", 2.0), _spec("b", 1.0)]) == {5: "b"}
+
+
+def test_choose_keeps_the_costlier_candidate_when_the_cheaper_is_beyond_the_margin():
+    scores = [_mean_score(-0.100, model="a"), _mean_score(-0.094, model="b")]
+    assert selection.choose(scores, [_spec("a", 2.0), _spec("b", 1.0)]) == {5: "a"}
+
+
+def test_choose_takes_the_best_of_equally_cheap_candidates_within_the_margin():
+    scores = [_mean_score(-0.100, model="a"), _mean_score(-0.097, model="b"),
+              _mean_score(-0.098, model="c")]  # fmt: skip
+    specs = [_spec("a", 2.0), _spec("b", 1.0), _spec("c", 1.0)]
+    assert selection.choose(scores, specs) == {5: "c"}
 
 
 def test_choose_leaves_out_a_candidate_not_scored_on_every_series_when_choosing():
@@ -54,7 +82,7 @@ def test_choose_leaves_out_a_candidate_not_scored_on_every_series_when_choosing(
         _score("SPY", 5, "b", 0.9, 0.9),
         _score("QQQ", 5, "b", 0.9, 0.9),
     ]
-    assert selection.choose(scores, ["a", "b"]) == {5: "b"}
+    assert selection.choose(scores, [_spec("a"), _spec("b")]) == {5: "b"}
 
 
 def test_candidate_names_are_unique_and_each_builds_an_ensemble_when_named():
@@ -95,7 +123,7 @@ def test_packaged_record_was_made_with_todays_candidates_when_shipped():
     assert sorted(int(h) for h in record.chosen) == [1, 5, 22]
     assert record.dev_end < dt.date(2013, 1, 1) and record.symbols == ["SPY", "QQQ"]
     # The choice follows from the record's own scores by the rule.
-    chosen = selection.choose(record.scores, [c.name for c in record.candidates])
+    chosen = selection.choose(record.scores, record.candidates)
     assert {str(h): n for h, n in chosen.items()} == record.chosen
 
 

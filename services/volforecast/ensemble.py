@@ -183,8 +183,9 @@ class MixingRidge(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
 
 def default_xgb_params(seed: int, n_jobs: int = 1) -> dict[str, Any]:
-    # Few, shallow, heavily subsampled trees: they only correct the HAR core, and more
-    # capacity fitted noise (QLIKE got worse out of sample; see the train README).
+    # Few, shallow, heavily subsampled trees: they only correct the HAR core. The shipped
+    # strength per horizon is the selection protocol's (``volforecast.selection``), which
+    # overrides some of these; these are its "light" candidate.
     return {
         "objective": "reg:gamma",
         "n_estimators": 150,

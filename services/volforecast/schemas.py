@@ -538,6 +538,9 @@ class CandidateSpec(_Model):
     core: list[str]
     core_logs: list[str]
     bias: Literal["duan", "normal"]
+    # Fit time relative to the cheapest tree setting: the rule prefers the cheaper of two
+    # candidates that score alike.
+    cost: float
     xgb_params: dict[str, Any]
     lgbm_params: dict[str, Any]
 

@@ -25,10 +25,15 @@ from volforecast.errors import ConfigError
 from volforecast.schemas import CandidateScore, CandidateSpec, SelectionRecord
 
 SELECTION_JSON = "selection.json"
+# How much worse (in the rule's log units: 0.005 is 0.5% on the geometric mean of the two loss
+# ratios) a cheaper candidate may score and still be preferred: differences that small are
+# noise between neighbouring settings, while the fit time they cost is not.
+PARSIMONY = 0.005
 RULE = (
-    "per horizon, the candidate with the lowest mean over the development series of "
-    "(ln(RMSE / RMSE of HAR-RV) + ln(QLIKE / QLIKE of HAR-RV)) / 2; ties go to the earlier "
-    "candidate"
+    "per horizon, score each candidate by the mean over the development series of "
+    "(ln(RMSE / RMSE of HAR-RV) + ln(QLIKE / QLIKE of HAR-RV)) / 2; among the candidates "
+    f"within {PARSIMONY} of the best score, take the cheapest to fit, and among equally cheap "
+    "ones the best score; ties go to the earlier candidate"
 )
 
 _CORES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -44,15 +49,20 @@ _CORES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
 }
-_TREES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "light": ("150 trees, lr 0.01, depth 2 / 4 leaves (the defaults)", {}, {}),
+# Tree strengths: (description, fit cost relative to "light", XGBoost and LightGBM overrides).
+# The costs are fit times of the whole ensemble on SPY 2010-2025 at h = 5, one thread,
+# relative to "light" (``bench/bench.py --fit-costs``).
+_TREES: dict[str, tuple[str, float, dict[str, Any], dict[str, Any]]] = {
+    "light": ("150 trees, lr 0.01, depth 2 / 4 leaves (the defaults)", 1.0, {}, {}),
     "medium": (
         "300 trees, lr 0.01, depth 2 / 4 leaves",
+        2.0,
         {"n_estimators": 300},
         {"n_estimators": 300},
     ),
     "deep": (
         "300 trees, lr 0.02, depth 3 / 8 leaves, 20 / 100 rows per leaf",
+        2.4,
         {"n_estimators": 300, "learning_rate": 0.02, "max_depth": 3, "min_child_weight": 20.0},
         {"n_estimators": 300, "learning_rate": 0.02, "num_leaves": 8, "min_child_samples": 100},
     ),
@@ -62,11 +72,12 @@ _TREES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 def _candidates() -> tuple[CandidateSpec, ...]:
     out = []
     for core_name, (core_text, core, logs) in _CORES.items():
-        for tree_name, (tree_text, xgb_params, lgbm_params) in _TREES.items():
+        for tree_name, (tree_text, cost, xgb_params, lgbm_params) in _TREES.items():
             out.append(
                 CandidateSpec(
                     name=f"{core_name}+{tree_name}",
                     description=f"core: {core_text}; trees: {tree_text}; Duan correction",
+                    cost=cost,
                     core=list(core),
                     core_logs=list(logs),
                     bias="duan",
@@ -79,6 +90,7 @@ def _candidates() -> tuple[CandidateSpec, ...]:
         CandidateSpec(
             name="range_vix_rel+light+normal_bias",
             description="the previous release: range_vix_rel+light with the exp(s²/2) correction",
+            cost=1.0,
             core=list(HAR_CORE),
             core_logs=list(HAR_CORE_LOGS),
             bias="normal",
@@ -119,23 +131,24 @@ def log_score(rmse_ratio: float, qlike_ratio: float) -> float:
     return (math.log(rmse_ratio) + math.log(qlike_ratio)) / 2.0
 
 
-def choose(scores: Sequence[CandidateScore], candidates: Sequence[str]) -> dict[int, str]:
-    """The rule: per horizon, the candidate with the lowest mean ``log_score`` over the
-    series (only candidates scored on every series of that horizon compete)."""
+def choose(scores: Sequence[CandidateScore], candidates: Sequence[CandidateSpec]) -> dict[int, str]:
+    """The rule (``RULE``), per horizon: only candidates scored on every series of that
+    horizon compete; their score is the mean ``log_score`` over the series."""
     chosen: dict[int, str] = {}
     for h in sorted({s.horizon for s in scores}):
         at_h = [s for s in scores if s.horizon == h]
         series = {s.symbol for s in at_h}
-        best: tuple[float, str] | None = None
-        for name in candidates:
-            mine = [s.log_score for s in at_h if s.model == name]
-            if len(mine) != len(series):
-                continue
-            mean = sum(mine) / len(mine)
-            if best is None or mean < best[0]:
-                best = (mean, name)
-        if best is not None:
-            chosen[h] = best[1]
+        mean: dict[str, float] = {}
+        for spec in candidates:
+            mine = [s.log_score for s in at_h if s.model == spec.name]
+            if len(mine) == len(series):
+                mean[spec.name] = sum(mine) / len(mine)
+        if not mean:
+            continue
+        best = min(mean.values())
+        eligible = [c for c in candidates if c.name in mean and mean[c.name] <= best + PARSIMONY]
+        # min() keeps the first of equal keys: the earlier candidate wins a tie.
+        chosen[h] = min(eligible, key=lambda c: (c.cost, mean[c.name])).name
     return chosen
 
 

@@ -135,7 +135,7 @@ def run_select(
         if isinstance(forecasts, BaseException):
             raise forecasts
         scores += score_walk(forecasts, walk.settings.symbol, walk.settings.horizon)
-    chosen = selection.choose(scores, names)
+    chosen = selection.choose(scores, selection.CANDIDATES)
     record = SelectionRecord(
         created_at=now.isoformat(),
         volforecast_version=__version__,
