@@ -25,6 +25,12 @@ each version's code (``python -m volforecast.cli`` with that version first on PY
 same interpreter and packages), ``--repeat`` times each; it prints the medians and the ratio.
 
     python bench/bench.py --data-dir ../shared/data --against 37f08cd --repeat 3
+
+``--fit-costs`` times one ensemble fit of each tree strength of ``volforecast.selection``
+(SPY 2010-2025 at h = 5, one thread, the strengths alternating, ``--repeat`` rounds) and prints
+each median relative to "light": the costs the selection rule reads.
+
+    python bench/bench.py --data-dir ../shared/data --fit-costs --repeat 5
 """
 
 from __future__ import annotations
@@ -176,6 +182,34 @@ def against(ref: str, common: list[str], env: dict[str, str], work: Path, repeat
     return 1 if failed else 0
 
 
+def fit_costs(data_dir: str, repeat: int) -> int:
+    """Median fit time of each tree strength, relative to the cheapest ("light")."""
+    from volforecast import selection
+    from volforecast.config import DataSource, Settings
+    from volforecast.data import load_market_data
+    from volforecast.ensemble import StackedEnsemble
+    from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
+
+    settings = Settings(data_source=DataSource.CSV, data_dir=Path(data_dir))
+    data = labeled(build_dataset(load_market_data(settings).frame, 5))
+    X, y = data.loc[:, list(FEATURE_COLUMNS)], data[TARGET]
+    # One candidate per tree strength, on the default core.
+    specs = [c for c in selection.CANDIDATES if c.name.startswith("range_vix_rel+")][:3]
+    times: dict[str, list[float]] = {c.name: [] for c in specs}
+    for _ in range(repeat):
+        for spec in specs:
+            model = StackedEnsemble(horizon=5, n_jobs=1, **selection.ensemble_kwargs(spec))
+            started = time.perf_counter()
+            model.fit(X, y)
+            times[spec.name].append(time.perf_counter() - started)
+    light = statistics.median(times[specs[0].name])
+    print(f"{'candidate':<28}{'median s':>10}{'relative':>10}{'declared':>10}")
+    for spec in specs:
+        median = statistics.median(times[spec.name])
+        print(f"{spec.name:<28}{median:>10.2f}{median / light:>10.2f}{spec.cost:>10.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -199,6 +233,11 @@ def main() -> int:
         "--eval-start", default="2013-01-01", help="--universe: first day forecast [2013-01-01]"
     )
     parser.add_argument(
+        "--fit-costs",
+        action="store_true",
+        help="fit time of each tree strength of the selection, relative to the cheapest",
+    )
+    parser.add_argument(
         "--against",
         metavar="REF",
         help="train and evaluate of this checkout vs git revision REF, side by side",
@@ -215,6 +254,8 @@ def main() -> int:
         code = universe(exe, args.data_dir, env, work, args.eval_start)
         shutil.rmtree(work, ignore_errors=True)
         return code
+    if args.fit_costs:
+        return fit_costs(args.data_dir, args.repeat)
     if args.against:
         code = against(args.against, common, env, work, args.repeat, args.skip_evaluate)
         shutil.rmtree(work, ignore_errors=True)

@@ -180,9 +180,10 @@ def selection_markdown(record: SelectionRecord) -> str:
             "",
             "| model | "
             + " | ".join(f"{sym} RMSE / HAR | {sym} QLIKE / HAR" for sym in record.symbols)
-            + " | mean score |",
-            "|---|" + "---|---|" * len(record.symbols) + "---|",
+            + " | mean score | fit cost |",
+            "|---|" + "---|---|" * len(record.symbols) + "---|---|",
         ]
+        cost = {c.name: f"{c.cost:g}" for c in record.candidates}
         rows = []
         for m in models:
             mine = {s.symbol: s for s in at_h if s.model == m}
@@ -191,7 +192,7 @@ def selection_markdown(record: SelectionRecord) -> str:
                 f"{mine[sym].rmse_ratio_har_rv:.3f} | {mine[sym].qlike_ratio_har_rv:.3f}"
                 for sym in record.symbols
             )
-            rows.append((mean, f"| {m} | {cells} | {mean:+.4f} |"))
+            rows.append((mean, f"| {m} | {cells} | {mean:+.4f} | {cost.get(m, '—')} |"))
         lines += [row for _, row in sorted(rows)]
         lines.append("")
     lines.append(f"Selection took {record.duration_seconds:.0f}s.")
