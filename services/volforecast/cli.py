@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from volforecast import __version__
@@ -221,28 +222,30 @@ def _cmd_evaluate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_replay(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.commands.replay import replay_markdown, run_replay
+def _on_engine(
+    settings: Settings, run: Callable[..., tuple[Any, list[Path]]], render: Callable[[Any], str]
+) -> int:
+    """A command that runs on a Dask engine and prints its report and the files it wrote."""
     from volforecast.engine import open_engine
 
     say = _progress()
     with open_engine(settings, say) as engine:
-        report, paths = run_replay(settings, say, engine=engine)
-    print(replay_markdown(report))
+        result, paths = run(settings, say, engine=engine)
+    print(render(result))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _cmd_replay(settings: Settings, _args: argparse.Namespace) -> int:
+    from volforecast.commands.replay import replay_markdown, run_replay
+
+    return _on_engine(settings, run_replay, replay_markdown)
 
 
 def _cmd_select(settings: Settings, _args: argparse.Namespace) -> int:
     from volforecast.commands.select import run_select, selection_markdown
-    from volforecast.engine import open_engine
 
-    say = _progress()
-    with open_engine(settings, say) as engine:
-        record, paths = run_select(settings, say, engine=engine)
-    print(selection_markdown(record))
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return _on_engine(settings, run_select, selection_markdown)
 
 
 def _cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
