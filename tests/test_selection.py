@@ -141,7 +141,8 @@ def two_candidates(monkeypatch):
 
 
 def _select(make_settings, tmp_path, data_dir, out):
-    settings = make_settings(data_dir=data_dir, dev_start=dt.date(2015, 1, 1),
+    # One thread per fit: on tiny data a second OpenMP thread only adds wake-up latency.
+    settings = make_settings(threads=1, data_dir=data_dir, dev_start=dt.date(2015, 1, 1),
                              dev_eval_start=dt.date(2017, 6, 1), eval_start=dt.date(2018, 1, 2),
                              refit_every=63, horizons=[5], symbols=["SPY"], output_dir=out)  # fmt: skip
     return run_select(settings, lambda _m: None)
@@ -203,7 +204,7 @@ def test_train_records_the_ensemble_settings_it_used_in_history_and_pickle(
 
     from volforecast.commands.train import run_train
 
-    settings = make_settings(candidate="rv_vix+light")
+    settings = make_settings(candidate="rv_vix+light", threads=1)
     result = run_train(settings, lambda _m: None)
     assert result.record.ensemble_settings == "rv_vix+light"
     history = (tmp_path / "models" / "training_history.jsonl").read_text().splitlines()
