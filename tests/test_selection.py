@@ -12,7 +12,7 @@ import pytest
 from volforecast import selection
 from volforecast.cli import main
 from volforecast.commands.select import run_select
-from volforecast.commands.train import ensemble_spec, make_ensemble
+from volforecast.commands.train import make_ensemble
 from volforecast.errors import ConfigError
 from volforecast.schemas import CandidateScore, CandidateSpec, SelectionRecord
 
@@ -130,7 +130,7 @@ def test_packaged_record_was_made_with_todays_candidates_when_shipped():
 def test_default_ensemble_is_the_packaged_choice_for_its_horizon(make_settings):
     for h in (1, 5, 22):
         assert (
-            ensemble_spec(make_settings(horizon=h)).name
+            selection.ensemble_spec(make_settings(horizon=h)).name
             == selection.packaged_record().chosen[str(h)]
         )
 

@@ -150,30 +150,6 @@ class HAR:
         return _vol(_with_intercept(self._design(rows), self.coef_), self.floor_)
 
 
-class LogHARX:
-    """Log-HAR with VIX: log RV^2 on log rv_1d, rv_5d, rv_22d and VIX, bias-corrected."""
-
-    name = "log_har_vix"
-    columns = ("spy_rv_1d", "spy_rv_5d", "spy_rv_22d", "vix_level")
-
-    def _design(self, rows: pd.DataFrame) -> FloatArray:
-        x = np.asarray(rows.loc[:, list(self.columns)], dtype=np.float64)
-        return np.log(np.maximum(x, MIN_VOL))
-
-    def fit(self, train: pd.DataFrame, returns: pd.Series) -> LogHARX:
-        y = 2.0 * np.log(np.maximum(np.asarray(train[TARGET], dtype=np.float64), MIN_VOL))
-        X = self._design(train)
-        self.coef_, self.resid_var_ = ols(X, y)
-        # Duan (1983) smearing: unbiased in variance whatever the residuals' distribution.
-        self.smearing_ = float(np.mean(np.exp(y - _with_intercept(X, self.coef_))))
-        self.floor_ = training_floor(train)
-        return self
-
-    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
-        log_var = _with_intercept(self._design(rows), self.coef_)
-        return _vol(np.exp(log_var) * self.smearing_, self.floor_)
-
-
 class HARCore:
     """The ensemble's log-linear HAR core alone: log RV^2 on logged ``core`` regressors and on
     ``core_logs`` (logs already), bias-corrected as the ensemble's core is."""
@@ -197,13 +173,30 @@ class HARCore:
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> HARCore:
         y = 2.0 * np.log(np.maximum(np.asarray(train[TARGET], dtype=np.float64), MIN_VOL))
-        self.coef_, self.log_bias_ = fit_log_core(self._design(train), y, self.bias)
+        core = fit_log_core(self._design(train), y, self.bias)
+        self.coef_, self.log_bias_, self.resid_var_ = core.coef, core.log_bias, core.resid_var
         self.floor_ = training_floor(train)
         return self
 
     def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
         log_var = _with_intercept(self._design(rows), self.coef_) + self.log_bias_
         return _vol(np.exp(log_var), self.floor_)
+
+
+class LogHARX(HARCore):
+    """Log-HAR with VIX: the same regression as ``HARCore`` on log rv_1d, rv_5d, rv_22d and VIX
+    only, Duan-corrected."""
+
+    name = "log_har_vix"
+    columns = ("spy_rv_1d", "spy_rv_5d", "spy_rv_22d", "vix_level")
+
+    def __init__(self) -> None:
+        super().__init__(core=self.columns, core_logs=(), bias="duan")
+
+    @property
+    def smearing_(self) -> float:
+        """Duan's (1983) smearing factor, the mean of exp(residual)."""
+        return float(np.exp(self.log_bias_))
 
 
 class GARCHForecaster:

@@ -27,7 +27,7 @@ What each part does, and why (the experiments are in ``services/train/README.md`
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightgbm as lgb
 import numpy as np
@@ -77,8 +77,14 @@ def ols(X: FloatArray, y: FloatArray) -> tuple[FloatArray, float]:
 BIAS_CORRECTIONS = ("duan", "normal")
 
 
-def fit_log_core(X: FloatArray, log_variance: FloatArray, bias: str) -> tuple[FloatArray, float]:
-    """OLS of log variance on ``X``; returns (coef, log of the bias-correction factor).
+class LogCoreFit(NamedTuple):
+    coef: FloatArray  # intercept first
+    log_bias: float  # log of the bias-correction factor
+    resid_var: float
+
+
+def fit_log_core(X: FloatArray, log_variance: FloatArray, bias: str) -> LogCoreFit:
+    """OLS of log variance on ``X``, with the log of its bias-correction factor.
 
     ``"duan"``: Duan's (1983) smearing, the log of the mean of exp(residual) — unbiased in
     variance whatever the residuals' distribution. ``"normal"``: s²/2, right only for normal
@@ -89,9 +95,9 @@ def fit_log_core(X: FloatArray, log_variance: FloatArray, bias: str) -> tuple[Fl
         raise ValueError(f"bias must be one of {BIAS_CORRECTIONS}, got {bias!r}")
     coef, resid_var = ols(X, log_variance)
     if bias == "normal":
-        return coef, resid_var / 2.0
+        return LogCoreFit(coef, resid_var / 2.0, resid_var)
     resid = log_variance - (coef[0] + X @ coef[1:])
-    return coef, float(np.log(np.mean(np.exp(resid))))
+    return LogCoreFit(coef, float(np.log(np.mean(np.exp(resid)))), resid_var)
 
 
 class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -128,9 +134,8 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     def fit(self, X: Any, y: Any) -> HARBoostRegressor:
         features = _as_matrix(X)
         variance = np.maximum(np.asarray(y, dtype=np.float64), MIN_VOL) ** 2
-        self.linear_coef_, self.log_bias_ = fit_log_core(
-            self._log_core(features), np.log(variance), self.bias
-        )
+        core = fit_log_core(self._log_core(features), np.log(variance), self.bias)
+        self.linear_coef_, self.log_bias_ = core.coef, core.log_bias
         margin = self._margin(features)
         self.booster_ = clone(self.booster)
         if isinstance(self.booster_, xgb.XGBModel):

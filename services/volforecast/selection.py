@@ -20,6 +20,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from volforecast.baselines import LogHARX
+from volforecast.config import Settings
 from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS
 from volforecast.errors import ConfigError
 from volforecast.schemas import CandidateScore, CandidateSpec, SelectionRecord
@@ -43,11 +45,7 @@ _CORES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         HAR_CORE_LOGS,
     ),
     "range_vix": ("log rv and Parkinson 1/5/22, VIX", HAR_CORE, ()),
-    "rv_vix": (
-        "log rv 1/5/22, VIX (log-HAR-VIX's regressors)",
-        ("spy_rv_1d", "spy_rv_5d", "spy_rv_22d", "vix_level"),
-        (),
-    ),
+    "rv_vix": ("log rv 1/5/22, VIX (log-HAR-VIX's regressors)", LogHARX.columns, ()),
 }
 # Tree strengths: (description, fit cost relative to "light", XGBoost and LightGBM overrides).
 # The costs are fit times of the whole ensemble on SPY 2010-2025 at h = 5, one thread,
@@ -114,6 +112,13 @@ def candidate(name: str) -> CandidateSpec:
         f"unknown ensemble candidate {name!r}. Fix: use one of "
         f"{', '.join(c.name for c in CANDIDATES)}, or leave --candidate unset."
     )
+
+
+def ensemble_spec(settings: Settings) -> CandidateSpec:
+    """The ensemble's settings: ``--candidate``, or the packaged selection's choice."""
+    if settings.candidate:
+        return candidate(settings.candidate)
+    return chosen_for(settings.horizon)
 
 
 def ensemble_kwargs(spec: CandidateSpec) -> dict[str, Any]:

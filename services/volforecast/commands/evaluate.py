@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from volforecast import __version__
+from volforecast import __version__, selection
 from volforecast.artifacts import ModelsDirectory, write_outputs
 from volforecast.baselines import HARCore, default_baselines
-from volforecast.commands.train import MIN_LABELED_ROWS, ensemble_spec, make_ensemble
+from volforecast.commands.train import MIN_LABELED_ROWS, make_ensemble
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.engine import Engine, Piece
@@ -303,7 +303,7 @@ def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -
             f"(data ends {data.index[-1].date()}). Fix: move --eval-start earlier."
         )
     blocks = schedule(len(data), first, settings.refit_every, purge)
-    spec = ensemble_spec(settings)
+    spec = selection.ensemble_spec(settings)
     core = HARCore(spec.core, spec.core_logs, spec.bias)
     models = [EnsembleForecaster(settings), *default_baselines(settings.horizon, core)]
     return Walk(settings, market.source, data, returns, blocks, models)

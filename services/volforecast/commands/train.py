@@ -30,7 +30,6 @@ from volforecast.evaluation import Scores, Split, model_a_split, model_b_split, 
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 from volforecast.runtime import fit_threads
 from volforecast.schemas import (
-    CandidateSpec,
     DateRange,
     DualModelBaseline,
     ModelAInfo,
@@ -71,20 +70,13 @@ def new_run_id(now: dt.datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def ensemble_spec(settings: Settings) -> CandidateSpec:
-    """The ensemble's settings: ``--candidate``, or the packaged selection's choice."""
-    if settings.candidate:
-        return selection.candidate(settings.candidate)
-    return selection.chosen_for(settings.horizon)
-
-
 def make_ensemble(settings: Settings) -> StackedEnsemble:
     """The ensemble both ``train`` and ``evaluate`` fit: one place, so they cannot differ."""
     return StackedEnsemble(
         horizon=settings.horizon,
         seed=settings.seed,
         n_jobs=fit_threads(settings.threads),
-        **selection.ensemble_kwargs(ensemble_spec(settings)),
+        **selection.ensemble_kwargs(selection.ensemble_spec(settings)),
     )
 
 
@@ -123,7 +115,7 @@ def train_models(
             f"{settings.as_of or market.last_date}; training needs at least {MIN_LABELED_ROWS} "
             "(about two years). Fix: move --start earlier or --as-of later."
         )
-    spec = ensemble_spec(settings)
+    spec = selection.ensemble_spec(settings)
     progress(
         f"ensemble settings {spec.name}"
         + (
