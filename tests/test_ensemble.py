@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,11 +10,13 @@ from volforecast.data import align, validate_prices
 from volforecast.ensemble import (
     HAR_CORE,
     HAR_CORE_LOGS,
+    FixedMix,
     HARBoostRegressor,
     MixingRidge,
     StackedEnsemble,
     default_lgbm_params,
     default_xgb_params,
+    fold_core_share,
     predict_artifact,
     purged_folds,
 )
@@ -161,3 +165,78 @@ def xgb_regressor():
     import xgboost as xgb
 
     return xgb.XGBRegressor(**{**default_xgb_params(0), **SMALL})
+
+
+@pytest.fixture(scope="module")
+def core_mix(dataset: pd.DataFrame) -> StackedEnsemble:
+    return StackedEnsemble(horizon=5, seed=42, meta="core_mix").fit(
+        dataset[list(FEATURE_COLUMNS)], dataset[TARGET]
+    )
+
+
+def test_core_mix_artifact_snippet_equals_ensemble_predict_when_core_share_is_folded_in(
+    dataset, core_mix
+):
+    X = dataset[list(FEATURE_COLUMNS)]
+    artifact = core_mix.artifact(list(FEATURE_COLUMNS), run_id="r")
+    X_meta = np.column_stack([artifact["xgb_model"].predict(X), artifact["lgbm_model"].predict(X)])
+    assert isinstance(artifact["meta_model"], FixedMix)
+    np.testing.assert_allclose(artifact["meta_model"].predict(X_meta), core_mix.predict(X))
+
+
+def test_core_mix_forecast_is_the_three_way_out_of_fold_mix_when_fitted(dataset, core_mix):
+    X = dataset[list(FEATURE_COLUMNS)]
+    oof = np.column_stack([core_mix.oof_core_, core_mix.oof_predictions_])
+    covered = ~np.isnan(oof).any(axis=1)
+    mix = MixingRidge(alpha=core_mix.meta_alpha).fit(oof[covered], dataset[TARGET][covered])
+    w = core_mix.mix_weights_
+    np.testing.assert_allclose([w["core"], w["xgb"], w["lgbm"]], mix.coef_)
+    core = core_mix.xgb_model_.predict_core(X)
+    np.testing.assert_allclose(core, core_mix.lgbm_model_.predict_core(X))  # one shared core
+    # The same fitted learners with the core's share taken out: the pure boosted forecasts.
+    pure = [
+        copy.copy(m).set_params(core_weight=0.0)
+        for m in (core_mix.xgb_model_, core_mix.lgbm_model_)
+    ]
+    expected = w["core"] * core + w["xgb"] * pure[0].predict(X) + w["lgbm"] * pure[1].predict(X)
+    np.testing.assert_allclose(core_mix.predict(X), expected, rtol=1e-12)
+
+
+def test_core_mix_gives_the_core_most_weight_when_the_trees_only_add_noise():
+    # The target is log-linear in one of the core's regressors times noise: the trees, deep and
+    # quick, have nothing to learn but that noise.
+    rng = np.random.default_rng(5)
+    n, n_train = 2000, 1500
+    X = rng.uniform(0.005, 0.03, (n, len(FEATURE_COLUMNS)))
+    core = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE]
+    y = np.exp(0.2 + 0.9 * np.log(X[:, core[2]]) + rng.normal(0.0, 0.3, n))
+    deep = {"n_estimators": 300, "learning_rate": 0.1, "max_depth": 6, "min_child_weight": 1.0}
+    leafy = {"n_estimators": 300, "learning_rate": 0.1, "num_leaves": 64, "min_child_samples": 5}
+    kwargs = {"horizon": 1, "xgb_params": deep, "lgbm_params": leafy, "core_logs": ()}
+    mixed = StackedEnsemble(meta="core_mix", **kwargs).fit(X[:n_train], y[:n_train])
+    ridge = StackedEnsemble(**kwargs).fit(X[:n_train], y[:n_train])
+    assert mixed.mix_weights_["core"] == pytest.approx(0.593, abs=0.01)  # the largest share
+    assert ridge.mix_weights_["core"] == 0.0
+    held_out = X[n_train:], y[n_train:]
+    rmse = [np.sqrt(np.mean((m.predict(held_out[0]) - held_out[1]) ** 2)) for m in (mixed, ridge)]
+    assert rmse[0] == pytest.approx(0.01059, rel=0.01)
+    assert rmse[1] == pytest.approx(0.01121, rel=0.01)  # trees alone, mixed: 6% worse
+
+
+@pytest.mark.parametrize(
+    ("weights", "core_weight", "learners"),
+    [
+        ((0.2, 0.6, 0.2), 0.2, (0.75, 0.25)),
+        ((1.0, 0.0, 0.0), 1.0, (0.5, 0.5)),
+        ((0.0, 0.3, 0.7), 0.0, (0.3, 0.7)),
+    ],
+)
+def test_fold_core_share_keeps_the_three_way_mix_when_split(weights, core_weight, learners):
+    w, (a, b) = fold_core_share(weights)
+    assert w == pytest.approx(core_weight)
+    np.testing.assert_allclose((a, b), learners)
+
+
+def test_stacked_ensemble_refuses_unknown_meta_learner_when_fitted(dataset):
+    with pytest.raises(ValueError, match="meta must be one of"):
+        StackedEnsemble(meta="mean").fit(dataset[list(FEATURE_COLUMNS)], dataset[TARGET])

@@ -87,8 +87,15 @@ def test_choose_leaves_out_a_candidate_not_scored_on_every_series_when_choosing(
 
 def test_candidate_names_are_unique_and_each_builds_an_ensemble_when_named():
     names = [c.name for c in selection.CANDIDATES]
-    assert len(names) == len(set(names)) == 10
+    assert len(names) == len(set(names)) == 14
     assert "range_vix_rel+light+normal_bias" in names
+
+
+def test_core_mix_candidate_builds_an_ensemble_mixing_in_the_core_when_named(make_settings):
+    model = make_ensemble(make_settings(candidate="range_vix_rel+deep+core_mix", horizon=5))
+    assert model.meta == "core_mix"
+    assert model.xgb_params is not None and model.xgb_params["max_depth"] == 3
+    assert make_ensemble(make_settings(candidate="range_vix_rel+deep", horizon=5)).meta == "ridge"
 
 
 def test_unknown_candidate_raises_config_error_naming_the_choices(make_settings):

@@ -22,6 +22,12 @@ What each part does, and why (the experiments are in ``services/train/README.md`
   that sum to one and shrunk towards equal weights. A free Ridge re-scales the level to minimise
   squared error, which under-forecasts calm periods and loses on QLIKE; mixing keeps the base
   learners' calibration.
+- ``meta="core_mix"``: the trees must earn their weight inside each training window. The
+  meta-learner mixes three out-of-fold forecasts — the linear core alone and the two boosted
+  learners — so where the trees do not beat the core on the purged folds, the mix moves towards
+  the core. The core's share is folded into the base learners (``core_weight``), which keeps
+  the models-directory contract: the pickled meta-learner still mixes the two learners'
+  predictions (``FixedMix``), and the spec's two-column snippet gives the same forecast.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ def ols(X: FloatArray, y: FloatArray) -> tuple[FloatArray, float]:
     return np.asarray(coef, dtype=np.float64), float(resid @ resid / dof)
 
 
+META_LEARNERS = ("ridge", "core_mix")
 # Bias corrections of a log-variance regression, whose exp() estimates the median of the
 # variance, not the mean that RMSE and QLIKE reward.
 BIAS_CORRECTIONS = ("duan", "normal")
@@ -108,6 +115,9 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     booster : an ``xgboost.XGBRegressor`` or ``lightgbm.LGBMRegressor`` with a gamma objective.
     linear_features : column positions of the HAR core's positive regressors (logged).
     log_features : column positions of regressors that are logs already (used as they are).
+    bias : the core's bias correction (``fit_log_core``).
+    core_weight : share of the linear core alone in ``predict`` (volatility units); the rest is
+        the boosted forecast. ``StackedEnsemble(meta="core_mix")`` sets it from out-of-fold data.
     """
 
     def __init__(
@@ -116,11 +126,13 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         linear_features: Sequence[int],
         log_features: Sequence[int] = (),
         bias: str = "duan",
+        core_weight: float = 0.0,
     ) -> None:
         self.booster = booster
         self.linear_features = linear_features
         self.log_features = log_features
         self.bias = bias
+        self.core_weight = core_weight
 
     def _log_core(self, X: FloatArray) -> FloatArray:
         logged = np.log(np.maximum(X[:, list(self.linear_features)], MIN_VOL))
@@ -147,6 +159,10 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.n_features_in_ = features.shape[1]
         return self
 
+    def predict_core(self, X: Any) -> FloatArray:
+        """The linear core's volatility forecast alone (no trees)."""
+        return np.asarray(np.sqrt(np.exp(self._margin(_as_matrix(X)))), dtype=np.float64)
+
     def predict(self, X: Any) -> FloatArray:
         features = _as_matrix(X)
         margin = self._margin(features)
@@ -154,7 +170,12 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             log_var = self.booster_.predict(features, base_margin=margin, output_margin=True)
         else:
             log_var = np.asarray(self.booster_.predict(features, raw_score=True)) + margin
-        return np.asarray(np.sqrt(np.exp(log_var)), dtype=np.float64)
+        boosted = np.asarray(np.sqrt(np.exp(log_var)), dtype=np.float64)
+        # getattr: learners pickled before core_weight existed are pure boosted forecasts.
+        w = float(getattr(self, "core_weight", 0.0))
+        if w == 0.0:
+            return boosted
+        return np.asarray((1.0 - w) * boosted + w * np.sqrt(np.exp(margin)), dtype=np.float64)
 
 
 class MixingRidge(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -185,6 +206,35 @@ class MixingRidge(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict(self, P: Any) -> FloatArray:
         return np.asarray(_as_matrix(P) @ self.coef_, dtype=np.float64)
+
+
+class FixedMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """A mix of base forecasts with given weights: the pickled meta-learner of
+    ``meta="core_mix"``, whose learned core share sits in the base learners."""
+
+    def __init__(self, weights: Sequence[float] = (0.5, 0.5)) -> None:
+        self.weights = weights
+
+    def fit(self, P: Any = None, y: Any = None) -> FixedMix:
+        self.coef_ = np.asarray(self.weights, dtype=np.float64)
+        self.n_features_in_ = len(self.coef_)
+        return self
+
+    def predict(self, P: Any) -> FloatArray:
+        return np.asarray(_as_matrix(P) @ self.coef_, dtype=np.float64)
+
+
+def fold_core_share(weights: Sequence[float]) -> tuple[float, tuple[float, float]]:
+    """Split a (core, xgb, lgbm) mix into the learners' ``core_weight`` and their own mix.
+
+    With core weight ω and learner weights a, b of the rest, a·((1-ω)x + ωc) + b·((1-ω)l + ωc)
+    = ωc + a(1-ω)x + b(1-ω)l: the same three-way mix, for a and b summing to one.
+    """
+    core, w_xgb, w_lgbm = (float(w) for w in weights)
+    rest = w_xgb + w_lgbm
+    if rest <= 0.0:
+        return 1.0, (0.5, 0.5)
+    return core, (w_xgb / rest, w_lgbm / rest)
 
 
 def default_xgb_params(seed: int, n_jobs: int = 1) -> dict[str, Any]:
@@ -247,6 +297,8 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     xgb_params, lgbm_params : overrides of ``default_xgb_params`` / ``default_lgbm_params``.
     core, core_logs : the HAR core's regressors, logged / used as they are (logs already).
     bias : the core's bias correction (``fit_log_core``).
+    meta : ``"ridge"`` mixes the two boosted learners; ``"core_mix"`` mixes them with the linear
+        core alone, all three out of fold (module docstring).
     """
 
     def __init__(
@@ -262,6 +314,7 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         core: Sequence[str] = HAR_CORE,
         core_logs: Sequence[str] = HAR_CORE_LOGS,
         bias: str = "duan",
+        meta: str = "ridge",
     ) -> None:
         self.horizon = horizon
         self.n_folds = n_folds
@@ -274,8 +327,11 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.core = core
         self.core_logs = core_logs
         self.bias = bias
+        self.meta = meta
 
-    def _base_learners(self) -> tuple[HARBoostRegressor, HARBoostRegressor]:
+    def _base_learners(
+        self, core_weight: float = 0.0
+    ) -> tuple[HARBoostRegressor, HARBoostRegressor]:
         cols = list(self.feature_cols)
         missing = [c for c in (*self.core, *self.core_logs) if c not in cols]
         if missing:
@@ -285,17 +341,24 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         xgb_params = {**default_xgb_params(self.seed, self.n_jobs), **(self.xgb_params or {})}
         lgbm_params = {**default_lgbm_params(self.seed, self.n_jobs), **(self.lgbm_params or {})}
         return (
-            HARBoostRegressor(xgb.XGBRegressor(**xgb_params), core, core_logs, self.bias),
-            HARBoostRegressor(lgb.LGBMRegressor(**lgbm_params), core, core_logs, self.bias),
+            HARBoostRegressor(
+                xgb.XGBRegressor(**xgb_params), core, core_logs, self.bias, core_weight
+            ),
+            HARBoostRegressor(
+                lgb.LGBMRegressor(**lgbm_params), core, core_logs, self.bias, core_weight
+            ),
         )
 
     def fit(self, X: Any, y: Any, progress: Progress | None = None) -> StackedEnsemble:
+        if self.meta not in META_LEARNERS:
+            raise ValueError(f"meta must be one of {META_LEARNERS}, got {self.meta!r}")
         say = progress or (lambda _msg: None)
         features = _as_matrix(X)
         target = np.asarray(y, dtype=np.float64)
         n = len(target)
         folds = purged_folds(n, self.n_folds, self.horizon)
         oof = np.full((n, 2), np.nan)
+        oof_core = np.full(n, np.nan)
         for k, (train_idx, pred_idx) in enumerate(folds, start=1):
             say(
                 f"out-of-fold {k}/{len(folds)}: fit on {len(train_idx)} rows, predict {len(pred_idx)}"
@@ -303,13 +366,28 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             for j, learner in enumerate(self._base_learners()):
                 learner.fit(features[train_idx], target[train_idx])
                 oof[pred_idx, j] = learner.predict(features[pred_idx])
+                if j == 0:  # both learners share the core: same data, same regression
+                    oof_core[pred_idx] = learner.predict_core(features[pred_idx])
         covered = ~np.isnan(oof).any(axis=1)
-        self.meta_model_ = MixingRidge(alpha=self.meta_alpha).fit(oof[covered], target[covered])
+        core_weight = 0.0
+        if self.meta == "core_mix":
+            three = np.column_stack([oof_core, oof])
+            mix = MixingRidge(alpha=self.meta_alpha).fit(three[covered], target[covered])
+            core_weight, learner_weights = fold_core_share(mix.coef_)
+            self.meta_model_: MixingRidge | FixedMix = FixedMix(learner_weights).fit()
+            self.mix_weights_ = dict(
+                zip(("core", "xgb", "lgbm"), map(float, mix.coef_), strict=True)
+            )
+        else:
+            self.meta_model_ = MixingRidge(alpha=self.meta_alpha).fit(oof[covered], target[covered])
+            w_xgb, w_lgbm = map(float, self.meta_model_.coef_)
+            self.mix_weights_ = {"core": 0.0, "xgb": w_xgb, "lgbm": w_lgbm}
         say(f"final base learners on all {n} rows")
-        self.xgb_model_, self.lgbm_model_ = self._base_learners()
+        self.xgb_model_, self.lgbm_model_ = self._base_learners(core_weight)
         self.xgb_model_.fit(features, target)
         self.lgbm_model_.fit(features, target)
         self.oof_predictions_ = oof
+        self.oof_core_ = oof_core
         self.n_features_in_ = features.shape[1]
         return self
 

@@ -543,6 +543,8 @@ class CandidateSpec(_Model):
     cost: float
     xgb_params: dict[str, Any]
     lgbm_params: dict[str, Any]
+    # ``StackedEnsemble.meta``; records written before it existed used "ridge".
+    meta: Literal["ridge", "core_mix"] = "ridge"
 
 
 class CandidateScore(_Model):

@@ -84,6 +84,33 @@ def _candidates() -> tuple[CandidateSpec, ...]:
                     lgbm_params=lgbm_params,
                 )
             )
+    # The trees earning their weight against the core alone, out of fold, in every training
+    # window (``StackedEnsemble(meta="core_mix")``): on the default core at each tree
+    # strength, and on the other range core at the cheapest strength.
+    for core_name, tree_name in (
+        ("range_vix_rel", "light"),
+        ("range_vix_rel", "medium"),
+        ("range_vix_rel", "deep"),
+        ("range_vix", "light"),
+    ):
+        core_text, core, logs = _CORES[core_name]
+        tree_text, cost, xgb_params, lgbm_params = _TREES[tree_name]
+        out.append(
+            CandidateSpec(
+                name=f"{core_name}+{tree_name}+core_mix",
+                description=(
+                    f"core: {core_text}; trees: {tree_text}; Duan correction; meta-learner "
+                    "mixes the core alone with both boosted learners, out of fold"
+                ),
+                cost=cost,
+                core=list(core),
+                core_logs=list(logs),
+                bias="duan",
+                xgb_params=xgb_params,
+                lgbm_params=lgbm_params,
+                meta="core_mix",
+            )
+        )
     # The release before this protocol, for the record: its exp(s²/2) correction.
     out.append(
         CandidateSpec(
@@ -129,6 +156,7 @@ def ensemble_kwargs(spec: CandidateSpec) -> dict[str, Any]:
         "bias": spec.bias,
         "xgb_params": dict(spec.xgb_params),
         "lgbm_params": dict(spec.lgbm_params),
+        "meta": spec.meta,
     }
 
 
