@@ -31,12 +31,20 @@ same interpreter and packages), ``--repeat`` times each; it prints the medians a
 each median relative to "light": the costs the selection rule reads.
 
     python bench/bench.py --data-dir ../shared/data --fit-costs --repeat 5
+
+``--threads A,B`` times train with ``--threads A`` and ``--threads B`` (0 = every CPU the
+process may use), alternating, ``--repeat`` times each, idle and (with ``--contention N``)
+beside N busy processes; it checks that both give the same validation and test scores and
+prints each median and the ratio.
+
+    python bench/bench.py --data-dir ../shared/data --threads 1,0 --repeat 5 --contention 2
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -182,6 +190,48 @@ def against(ref: str, common: list[str], env: dict[str, str], work: Path, repeat
     return 1 if failed else 0
 
 
+def _scores(models_dir: Path) -> tuple[float, ...]:
+    dual = json.loads((models_dir / "dual_model_baseline.json").read_text())
+    return (dual["model_a"]["validation_rmse"], dual["model_b"]["test_rmse"])
+
+
+def thread_counts(exe: str, common: list[str], env: dict[str, str], work: Path,
+                  counts: list[int], repeat: int, busy: int) -> int:  # fmt: skip
+    """Train with each ``--threads`` count, alternating; idle, and beside ``busy`` processes."""
+    loads = [0, busy] if busy else [0]
+    print(f"{'threads':<10}{'load':<10}{'wall s':>10}{'exit':>6}")
+    walls: dict[tuple[int, int], list[float]] = {}
+    scores: dict[int, set[tuple[float, ...]]] = {c: set() for c in counts}
+    failed = 0
+    for _ in range(repeat):
+        for load in loads:
+            for count in counts:
+                models = work / f"t{count}"
+                cmd = [exe, "train", *common[:-2], "--models-dir", str(models),
+                       "--threads", str(count)]  # fmt: skip
+                with _busy(load):
+                    wall, _, code = _run(cmd, env)
+                failed |= code != 0
+                if code == 0:
+                    scores[count].add(_scores(models))
+                walls.setdefault((count, load), []).append(wall)
+                label = "idle" if not load else f"{load} busy"
+                print(f"{count:<10}{label:<10}{wall:>10.1f}{code:>6}", flush=True)
+    same = len(set().union(*scores.values())) == 1
+    print(f"validation/test RMSE {'identical' if same else 'DIFFER'} across thread counts")
+    first = counts[0]
+    for load in loads:
+        label = "idle" if not load else f"beside {load} busy"
+        cells = ", ".join(f"--threads {c}: {statistics.median(walls[(c, load)]):.1f} s"
+                          for c in counts)  # fmt: skip
+        ratios = ", ".join(
+            f"{c} / {first}: {statistics.median(walls[(c, load)]) / statistics.median(walls[(first, load)]):.2f}x"
+            for c in counts[1:]
+        )  # fmt: skip
+        print(f"{label}: median {cells}; {ratios}")
+    return 1 if failed or not same else 0
+
+
 def fit_costs(data_dir: str, repeat: int) -> int:
     """Median fit time of each tree strength, relative to the cheapest ("light")."""
     from volforecast import selection
@@ -242,6 +292,12 @@ def main() -> int:
         metavar="REF",
         help="train and evaluate of this checkout vs git revision REF, side by side",
     )
+    parser.add_argument(
+        "--threads",
+        metavar="A,B",
+        help="train with --threads A vs B (0 = all CPUs), alternating; with --contention N also "
+        "beside N busy processes",
+    )
     args = parser.parse_args()
 
     exe = shutil.which("volforecast") or str(Path(sys.executable).with_name("volforecast"))
@@ -252,6 +308,11 @@ def main() -> int:
           f"{platform.system()} {platform.release()}")  # fmt: skip
     if args.universe:
         code = universe(exe, args.data_dir, env, work, args.eval_start)
+        shutil.rmtree(work, ignore_errors=True)
+        return code
+    if args.threads:
+        counts = [int(c) for c in args.threads.split(",")]
+        code = thread_counts(exe, common, env, work, counts, args.repeat, args.contention)
         shutil.rmtree(work, ignore_errors=True)
         return code
     if args.fit_costs:

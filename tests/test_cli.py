@@ -112,6 +112,9 @@ def test_spec_usage_snippet_predicts_target_units_from_written_pickle(project: P
     # ---
     assert predictions.shape == (len(X),)
     assert 0.002 < np.median(predictions) < 0.05
+    # The out-of-fold mix the meta-learner learned, the core alone included (0 under "ridge").
+    weights = model_artifact["mix_weights"]
+    assert set(weights) == {"core", "xgb", "lgbm"} and sum(weights.values()) == pytest.approx(1)
 
 
 def test_spec_training_history_snippets_run_on_written_file(project: Path, capsys):

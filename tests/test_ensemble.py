@@ -10,7 +10,7 @@ from volforecast.data import align, validate_prices
 from volforecast.ensemble import (
     HAR_CORE,
     HAR_CORE_LOGS,
-    FixedMix,
+    FoldedMix,
     HARBoostRegressor,
     MixingRidge,
     StackedEnsemble,
@@ -180,7 +180,8 @@ def test_core_mix_artifact_snippet_equals_ensemble_predict_when_core_share_is_fo
     X = dataset[list(FEATURE_COLUMNS)]
     artifact = core_mix.artifact(list(FEATURE_COLUMNS), run_id="r")
     X_meta = np.column_stack([artifact["xgb_model"].predict(X), artifact["lgbm_model"].predict(X)])
-    assert isinstance(artifact["meta_model"], FixedMix)
+    assert isinstance(artifact["meta_model"], FoldedMix)
+    assert isinstance(artifact["meta_model"].mixing, MixingRidge)  # the Ridge, on three columns
     np.testing.assert_allclose(artifact["meta_model"].predict(X_meta), core_mix.predict(X))
 
 

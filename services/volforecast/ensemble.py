@@ -27,7 +27,7 @@ What each part does, and why (the experiments are in ``services/train/README.md`
   learners — so where the trees do not beat the core on the purged folds, the mix moves towards
   the core. The core's share is folded into the base learners (``core_weight``), which keeps
   the models-directory contract: the pickled meta-learner still mixes the two learners'
-  predictions (``FixedMix``), and the spec's two-column snippet gives the same forecast.
+  predictions (``FoldedMix``), and the spec's two-column snippet gives the same forecast.
 """
 
 from __future__ import annotations
@@ -208,16 +208,22 @@ class MixingRidge(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(_as_matrix(P) @ self.coef_, dtype=np.float64)
 
 
-class FixedMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
-    """A mix of base forecasts with given weights: the pickled meta-learner of
-    ``meta="core_mix"``, whose learned core share sits in the base learners."""
+class FoldedMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """The Ridge meta-learner of ``meta="core_mix"`` in the contract's two-column form.
 
-    def __init__(self, weights: Sequence[float] = (0.5, 0.5)) -> None:
-        self.weights = weights
+    ``mixing`` is the ``MixingRidge`` fitted on the (core, xgb, lgbm) out-of-fold forecasts.
+    The core's share goes into the base learners (``core_weight_``, set by the ensemble as their
+    ``core_weight``); ``predict`` mixes the two learners' predictions with the rest of the
+    weights renormalised (``fold_core_share``), which gives the same three-way mix.
+    """
 
-    def fit(self, P: Any = None, y: Any = None) -> FixedMix:
-        self.coef_ = np.asarray(self.weights, dtype=np.float64)
-        self.n_features_in_ = len(self.coef_)
+    def __init__(self, mixing: MixingRidge) -> None:
+        self.mixing = mixing
+
+    def fit(self, P: Any = None, y: Any = None) -> FoldedMix:
+        self.core_weight_, learners = fold_core_share(self.mixing.coef_)
+        self.coef_ = np.asarray(learners, dtype=np.float64)
+        self.n_features_in_ = 2
         return self
 
     def predict(self, P: Any) -> FloatArray:
@@ -373,8 +379,9 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         if self.meta == "core_mix":
             three = np.column_stack([oof_core, oof])
             mix = MixingRidge(alpha=self.meta_alpha).fit(three[covered], target[covered])
-            core_weight, learner_weights = fold_core_share(mix.coef_)
-            self.meta_model_: MixingRidge | FixedMix = FixedMix(learner_weights).fit()
+            folded = FoldedMix(mix).fit()
+            core_weight = folded.core_weight_
+            self.meta_model_: MixingRidge | FoldedMix = folded
             self.mix_weights_ = dict(
                 zip(("core", "xgb", "lgbm"), map(float, mix.coef_), strict=True)
             )

@@ -87,6 +87,11 @@ def fit_on_split(
     y = data[TARGET]
     ensemble = make_ensemble(settings)
     ensemble.fit(X.iloc[split.train], y.iloc[split.train], progress=progress)
+    progress(
+        "out-of-fold mix: "
+        + ", ".join(f"{k} {w:.2f}" for k, w in ensemble.mix_weights_.items())
+        + " (core: the linear core alone)"
+    )
     preds = ensemble.predict(X.iloc[split.evaluate])
     return FittedModel(
         ensemble=ensemble,
@@ -154,6 +159,7 @@ def train_models(
                 training_date_start=_day(fit.train_index[0]),
                 training_date_end=_day(fit.train_index[-1]),
                 training_samples=len(fit.train_index),
+                mix_weights=dict(fit.ensemble.mix_weights_),
                 **common,
             )
         )
