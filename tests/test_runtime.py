@@ -71,6 +71,13 @@ def test_make_ensemble_passes_threads_to_both_learners(make_settings):
     assert lgbm.booster.get_params()["n_jobs"] == 1
 
 
+def test_make_ensemble_fits_with_one_thread_when_threads_is_not_set(make_settings):
+    # Measured: on daily data a second OpenMP thread slows a fit (README, "On a busy host").
+    ensemble = make_ensemble(make_settings())
+    assert ensemble.n_jobs == 1
+    assert make_ensemble(make_settings(threads=0)).n_jobs == available_cpus()
+
+
 def test_prefer_passive_waiting_sets_passive_unless_the_user_chose():
     env: dict[str, str] = {}
     prefer_passive_waiting(env)

@@ -143,8 +143,11 @@ class Settings(BaseSettings):
     horizon: int = Field(5, ge=1, le=66, description="Forecast horizon in trading days.")
     # LightGBM takes a signed 32-bit seed.
     seed: int = Field(42, ge=0, le=2**31 - 1, description="Random seed of the base learners.")
+    # One thread by default: a fit on daily history (a few thousand rows, shallow trees) is too
+    # small for an OpenMP team to pay off — on 2 CPUs, --threads 0 made train 1.33x slower idle
+    # and 1.29x beside busy processes, with identical models (bench/bench.py --threads 1,0).
     threads: int = Field(
-        0,
+        1,
         ge=0,
         le=1024,
         description="Threads per model fit; 0: the CPUs this process may use (affinity and "
