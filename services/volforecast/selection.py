@@ -68,49 +68,42 @@ _TREES: dict[str, tuple[str, float, dict[str, Any], dict[str, Any]]] = {
 }
 
 
+def _grid_spec(core_name: str, tree_name: str, meta: str = "ridge") -> CandidateSpec:
+    core_text, core, logs = _CORES[core_name]
+    tree_text, cost, xgb_params, lgbm_params = _TREES[tree_name]
+    mixed = meta == "core_mix"
+    return CandidateSpec(
+        name=f"{core_name}+{tree_name}" + ("+core_mix" if mixed else ""),
+        description=f"core: {core_text}; trees: {tree_text}; Duan correction"
+        + (
+            "; meta-learner mixes the core alone with both boosted learners, out of fold"
+            if mixed
+            else ""
+        ),
+        cost=cost,
+        core=list(core),
+        core_logs=list(logs),
+        bias="duan",
+        xgb_params=xgb_params,
+        lgbm_params=lgbm_params,
+        meta=meta,
+    )
+
+
 def _candidates() -> tuple[CandidateSpec, ...]:
-    out = []
-    for core_name, (core_text, core, logs) in _CORES.items():
-        for tree_name, (tree_text, cost, xgb_params, lgbm_params) in _TREES.items():
-            out.append(
-                CandidateSpec(
-                    name=f"{core_name}+{tree_name}",
-                    description=f"core: {core_text}; trees: {tree_text}; Duan correction",
-                    cost=cost,
-                    core=list(core),
-                    core_logs=list(logs),
-                    bias="duan",
-                    xgb_params=xgb_params,
-                    lgbm_params=lgbm_params,
-                )
-            )
+    out = [_grid_spec(core, trees) for core in _CORES for trees in _TREES]
     # The trees earning their weight against the core alone, out of fold, in every training
     # window (``StackedEnsemble(meta="core_mix")``): on the default core at each tree
     # strength, and on the other range core at the cheapest strength.
-    for core_name, tree_name in (
-        ("range_vix_rel", "light"),
-        ("range_vix_rel", "medium"),
-        ("range_vix_rel", "deep"),
-        ("range_vix", "light"),
-    ):
-        core_text, core, logs = _CORES[core_name]
-        tree_text, cost, xgb_params, lgbm_params = _TREES[tree_name]
-        out.append(
-            CandidateSpec(
-                name=f"{core_name}+{tree_name}+core_mix",
-                description=(
-                    f"core: {core_text}; trees: {tree_text}; Duan correction; meta-learner "
-                    "mixes the core alone with both boosted learners, out of fold"
-                ),
-                cost=cost,
-                core=list(core),
-                core_logs=list(logs),
-                bias="duan",
-                xgb_params=xgb_params,
-                lgbm_params=lgbm_params,
-                meta="core_mix",
-            )
+    out += [
+        _grid_spec(core, trees, meta="core_mix")
+        for core, trees in (
+            ("range_vix_rel", "light"),
+            ("range_vix_rel", "medium"),
+            ("range_vix_rel", "deep"),
+            ("range_vix", "light"),
         )
+    ]
     # The release before this protocol, for the record: its exp(s²/2) correction.
     out.append(
         CandidateSpec(
