@@ -32,6 +32,7 @@ What each part does, and why (the experiments are in ``services/train/README.md`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -78,7 +79,7 @@ def ols(X: FloatArray, y: FloatArray) -> tuple[FloatArray, float]:
     return np.asarray(coef, dtype=np.float64), float(resid @ resid / dof)
 
 
-META_LEARNERS = ("ridge", "core_mix")
+META_LEARNERS = ("ridge", "core_mix", "loss_mix")
 # Bias corrections of a log-variance regression, whose exp() estimates the median of the
 # variance, not the mean that RMSE and QLIKE reward.
 BIAS_CORRECTIONS = ("duan", "normal")
@@ -208,16 +209,55 @@ class MixingRidge(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return np.asarray(_as_matrix(P) @ self.coef_, dtype=np.float64)
 
 
+def simplex_grid(k: int, step: float) -> FloatArray:
+    """Every weight vector of length ``k`` whose entries are multiples of ``step`` summing to
+    one, in lexicographic order (rows)."""
+    n = round(1.0 / step)
+    rows = [c for c in itertools.product(range(n + 1), repeat=k) if sum(c) == n]
+    return np.asarray(rows, dtype=np.float64) / n
+
+
+class LossMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """Convex weights of the base forecasts minimising ln RMSE + ln QLIKE of their mix.
+
+    The weights are searched on a grid of the simplex (``step``: 0.05 gives 231 mixes of three
+    forecasts), which is deterministic, needs no optimiser and is coarse enough not to chase
+    noise; the first of equal scores wins. QLIKE leaves out days of zero realized volatility,
+    as ``volforecast.evaluation.qlike`` does.
+    """
+
+    def __init__(self, step: float = 0.05) -> None:
+        self.step = step
+
+    def fit(self, P: Any, y: Any) -> LossMix:
+        preds = _as_matrix(P)
+        target = np.asarray(y, dtype=np.float64)
+        grid = simplex_grid(preds.shape[1], self.step)
+        mixed = np.maximum(preds @ grid.T, 1e-12)  # rows x mixes
+        rmse = np.sqrt(np.mean((mixed - target[:, None]) ** 2, axis=0))
+        positive = target > 0
+        ratio = target[positive, None] ** 2 / mixed[positive] ** 2
+        qlike = np.mean(ratio - np.log(ratio) - 1.0, axis=0)
+        self.scores_ = np.log(rmse) + np.log(qlike)
+        self.coef_ = grid[int(np.argmin(self.scores_))]
+        self.n_features_in_ = preds.shape[1]
+        return self
+
+    def predict(self, P: Any) -> FloatArray:
+        return np.asarray(_as_matrix(P) @ self.coef_, dtype=np.float64)
+
+
 class FoldedMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """The Ridge meta-learner of ``meta="core_mix"`` in the contract's two-column form.
 
-    ``mixing`` is the ``MixingRidge`` fitted on the (core, xgb, lgbm) out-of-fold forecasts.
+    ``mixing`` is the meta-learner (``MixingRidge`` or ``LossMix``) fitted on the
+    (core, xgb, lgbm) out-of-fold forecasts.
     The core's share goes into the base learners (``core_weight_``, set by the ensemble as their
     ``core_weight``); ``predict`` mixes the two learners' predictions with the rest of the
     weights renormalised (``fold_core_share``), which gives the same three-way mix.
     """
 
-    def __init__(self, mixing: MixingRidge) -> None:
+    def __init__(self, mixing: MixingRidge | LossMix) -> None:
         self.mixing = mixing
 
     def fit(self, P: Any = None, y: Any = None) -> FoldedMix:
@@ -304,7 +344,8 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     core, core_logs : the HAR core's regressors, logged / used as they are (logs already).
     bias : the core's bias correction (``fit_log_core``).
     meta : ``"ridge"`` mixes the two boosted learners; ``"core_mix"`` mixes them with the linear
-        core alone, all three out of fold (module docstring).
+        core alone, all three out of fold; ``"loss_mix"`` mixes the same three to minimise
+        ln RMSE + ln QLIKE (module docstring).
     """
 
     def __init__(
@@ -376,9 +417,10 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                     oof_core[pred_idx] = learner.predict_core(features[pred_idx])
         covered = ~np.isnan(oof).any(axis=1)
         core_weight = 0.0
-        if self.meta == "core_mix":
+        if self.meta in ("core_mix", "loss_mix"):
             three = np.column_stack([oof_core, oof])
-            mix = MixingRidge(alpha=self.meta_alpha).fit(three[covered], target[covered])
+            mixing = MixingRidge(alpha=self.meta_alpha) if self.meta == "core_mix" else LossMix()
+            mix = mixing.fit(three[covered], target[covered])
             folded = FoldedMix(mix).fit()
             core_weight = folded.core_weight_
             self.meta_model_: MixingRidge | FoldedMix = folded

@@ -544,7 +544,7 @@ class CandidateSpec(_Model):
     xgb_params: dict[str, Any]
     lgbm_params: dict[str, Any]
     # ``StackedEnsemble.meta``; records written before it existed used "ridge".
-    meta: Literal["ridge", "core_mix"] = "ridge"
+    meta: Literal["ridge", "core_mix", "loss_mix"] = "ridge"
 
 
 class CandidateScore(_Model):

@@ -68,18 +68,20 @@ _TREES: dict[str, tuple[str, float, dict[str, Any], dict[str, Any]]] = {
 }
 
 
+_META_TEXT = {
+    "ridge": "",
+    "core_mix": "; meta-learner mixes the core alone with both boosted learners, out of fold",
+    "loss_mix": "; the core alone and both boosted learners mixed out of fold to minimise "
+    "ln RMSE + ln QLIKE",
+}
+
+
 def _grid_spec(core_name: str, tree_name: str, meta: str = "ridge") -> CandidateSpec:
     core_text, core, logs = _CORES[core_name]
     tree_text, cost, xgb_params, lgbm_params = _TREES[tree_name]
-    mixed = meta == "core_mix"
     return CandidateSpec(
-        name=f"{core_name}+{tree_name}" + ("+core_mix" if mixed else ""),
-        description=f"core: {core_text}; trees: {tree_text}; Duan correction"
-        + (
-            "; meta-learner mixes the core alone with both boosted learners, out of fold"
-            if mixed
-            else ""
-        ),
+        name=f"{core_name}+{tree_name}" + ("" if meta == "ridge" else f"+{meta}"),
+        description=f"core: {core_text}; trees: {tree_text}; Duan correction" + _META_TEXT[meta],
         cost=cost,
         core=list(core),
         core_logs=list(logs),
@@ -104,6 +106,9 @@ def _candidates() -> tuple[CandidateSpec, ...]:
             ("range_vix", "light"),
         )
     ]
+    # Third round: the same three forecasts mixed by the rule's own two losses
+    # (``meta="loss_mix"``), at the cheapest and the strongest tree setting.
+    out += [_grid_spec("range_vix_rel", trees, meta="loss_mix") for trees in ("light", "deep")]
     # The release before this protocol, for the record: its exp(s²/2) correction.
     out.append(
         CandidateSpec(
