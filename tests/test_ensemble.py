@@ -12,6 +12,7 @@ from volforecast.ensemble import (
     HAR_CORE_LOGS,
     FoldedMix,
     HARBoostRegressor,
+    LossMix,
     MixingRidge,
     StackedEnsemble,
     default_lgbm_params,
@@ -19,6 +20,7 @@ from volforecast.ensemble import (
     fold_core_share,
     predict_artifact,
     purged_folds,
+    simplex_grid,
 )
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 
@@ -185,6 +187,20 @@ def test_core_mix_artifact_snippet_equals_ensemble_predict_when_core_share_is_fo
     np.testing.assert_allclose(artifact["meta_model"].predict(X_meta), core_mix.predict(X))
 
 
+def test_loss_mix_artifact_snippet_equals_ensemble_predict_and_records_the_grid_mix(dataset):
+    X, y = dataset[list(FEATURE_COLUMNS)], dataset[TARGET]
+    model = StackedEnsemble(horizon=5, seed=42, meta="loss_mix").fit(X, y)
+    artifact = model.artifact(list(FEATURE_COLUMNS), run_id="r")
+    X_meta = np.column_stack([artifact["xgb_model"].predict(X), artifact["lgbm_model"].predict(X)])
+    np.testing.assert_allclose(artifact["meta_model"].predict(X_meta), model.predict(X))
+    mixing = artifact["meta_model"].mixing
+    assert isinstance(mixing, LossMix)
+    oof = np.column_stack([model.oof_core_, model.oof_predictions_])
+    covered = ~np.isnan(oof).any(axis=1)
+    np.testing.assert_array_equal(mixing.coef_, LossMix().fit(oof[covered], y[covered]).coef_)
+    assert np.all(np.round(mixing.coef_ * 20, 9) % 1 == 0)  # a point of the 0.05 grid
+
+
 def test_core_mix_forecast_is_the_three_way_out_of_fold_mix_when_fitted(dataset, core_mix):
     X = dataset[list(FEATURE_COLUMNS)]
     oof = np.column_stack([core_mix.oof_core_, core_mix.oof_predictions_])
@@ -241,3 +257,33 @@ def test_fold_core_share_keeps_the_three_way_mix_when_split(weights, core_weight
 def test_stacked_ensemble_refuses_unknown_meta_learner_when_fitted(dataset):
     with pytest.raises(ValueError, match="meta must be one of"):
         StackedEnsemble(meta="mean").fit(dataset[list(FEATURE_COLUMNS)], dataset[TARGET])
+
+
+def test_simplex_grid_lists_every_mix_of_three_in_steps_of_a_twentieth_when_asked():
+    grid = simplex_grid(3, 0.05)
+    assert grid.shape == (231, 3)  # C(22, 2)
+    np.testing.assert_allclose(grid.sum(axis=1), 1.0)
+    np.testing.assert_allclose(grid[:2], [[0.0, 0.0, 1.0], [0.0, 0.05, 0.95]])
+    assert len({tuple(row) for row in grid.round(9)}) == 231
+
+
+def test_loss_mix_picks_the_exact_forecast_when_one_column_is_the_target():
+    rng = np.random.default_rng(6)
+    y = rng.uniform(0.005, 0.03, 400)
+    P = np.column_stack([y * rng.lognormal(0.0, 0.3, 400), y, 1.5 * y])
+    np.testing.assert_allclose(LossMix().fit(P, y).coef_, [0.0, 1.0, 0.0])
+
+
+def test_loss_mix_trades_squared_error_for_qlike_where_ridge_does_not():
+    # Column 0 is unbiased in variance but noisy; column 1 tracks the target closely on most
+    # days yet forecasts a tenth of the volatility on 5% of them: cheap under squared error,
+    # ruinous under QLIKE. Ridge, blind to QLIKE, trusts column 1; LossMix keeps column 0.
+    rng = np.random.default_rng(7)
+    n = 2000
+    y = rng.uniform(0.005, 0.03, n)
+    noisy = y * rng.lognormal(-0.045, 0.3, n)
+    tight = np.where(rng.uniform(size=n) < 0.05, 0.1 * y, y * rng.lognormal(0.0, 0.05, n))
+    P = np.column_stack([noisy, tight])
+    ridge, loss = MixingRidge(alpha=0.1).fit(P, y).coef_, LossMix().fit(P, y).coef_
+    np.testing.assert_allclose(ridge, [0.352, 0.648], atol=0.001)
+    np.testing.assert_allclose(loss, [0.55, 0.45])

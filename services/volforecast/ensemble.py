@@ -238,7 +238,8 @@ class LossMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         positive = target > 0
         ratio = target[positive, None] ** 2 / mixed[positive] ** 2
         qlike = np.mean(ratio - np.log(ratio) - 1.0, axis=0)
-        self.scores_ = np.log(rmse) + np.log(qlike)
+        # Floored: a mix equal to the target has zero loss, and ln 0 would warn.
+        self.scores_ = np.log(np.maximum(rmse, 1e-300)) + np.log(np.maximum(qlike, 1e-300))
         self.coef_ = grid[int(np.argmin(self.scores_))]
         self.n_features_in_ = preds.shape[1]
         return self
