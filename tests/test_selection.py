@@ -87,7 +87,7 @@ def test_choose_leaves_out_a_candidate_not_scored_on_every_series_when_choosing(
 
 def test_candidate_names_are_unique_and_each_builds_an_ensemble_when_named():
     names = [c.name for c in selection.CANDIDATES]
-    assert len(names) == len(set(names)) == 14
+    assert len(names) == len(set(names)) == 16
     assert "range_vix_rel+light+normal_bias" in names
 
 
