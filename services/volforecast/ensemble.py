@@ -118,7 +118,8 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     log_features : column positions of regressors that are logs already (used as they are).
     bias : the core's bias correction (``fit_log_core``).
     core_weight : share of the linear core alone in ``predict`` (volatility units); the rest is
-        the boosted forecast. ``StackedEnsemble(meta="core_mix")`` sets it from out-of-fold data.
+        the boosted forecast. ``StackedEnsemble(meta="core_mix" | "loss_mix")`` sets it from
+        out-of-fold data.
     """
 
     def __init__(
@@ -249,11 +250,11 @@ class LossMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
 
 class FoldedMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
-    """The Ridge meta-learner of ``meta="core_mix"`` in the contract's two-column form.
+    """The three-way meta-learner of ``meta="core_mix"`` / ``"loss_mix"`` in the contract's
+    two-column form.
 
-    ``mixing`` is the meta-learner (``MixingRidge`` or ``LossMix``) fitted on the
-    (core, xgb, lgbm) out-of-fold forecasts.
-    The core's share goes into the base learners (``core_weight_``, set by the ensemble as their
+    ``mixing`` is that meta-learner (``MixingRidge`` or ``LossMix``), fitted on the
+    (core, xgb, lgbm) out-of-fold forecasts. The core's share goes into the base learners (``core_weight_``, set by the ensemble as their
     ``core_weight``); ``predict`` mixes the two learners' predictions with the rest of the
     weights renormalised (``fold_core_share``), which gives the same three-way mix.
     """
