@@ -207,8 +207,8 @@ def thread_counts(exe: str, common: list[str], env: dict[str, str], work: Path,
         for load in loads:
             for count in counts:
                 models = work / f"t{count}"
-                cmd = [exe, "train", *common[:-2], "--models-dir", str(models),
-                       "--threads", str(count)]  # fmt: skip
+                # The last --models-dir given wins: each count keeps its own set.
+                cmd = [exe, "train", *common, "--models-dir", str(models), "--threads", str(count)]
                 with _busy(load):
                     wall, _, code = _run(cmd, env)
                 failed |= code != 0

@@ -9,8 +9,9 @@ nothing here re-implements them. Without a client (library calls, most tests) th
 run in this process, one after another.
 
 Every piece is pure and seeded, and every model fit inside a piece uses a fixed number of
-threads (``--threads``, default 1; ``0`` also means 1 on Dask: the workers are the parallelism), so the results do
-not depend on the number of workers or on which worker ran what.
+threads (``--threads``, default 1; ``0`` also means 1 on Dask: the workers are the
+parallelism), so the results do not depend on the number of workers or on which worker ran
+what.
 """
 
 from __future__ import annotations

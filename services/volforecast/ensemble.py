@@ -44,6 +44,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import TimeSeriesSplit
 
+from volforecast.evaluation import qlike, rmse
 from volforecast.features import FEATURE_COLUMNS
 
 FloatArray = npt.NDArray[np.float64]
@@ -68,6 +69,10 @@ def _as_matrix(X: Any) -> FloatArray:
     # Base learners are fitted on plain arrays so that callers may pass a DataFrame (columns in
     # feature_cols order) or an array without feature-name warnings.
     return np.asarray(X, dtype=np.float64)
+
+
+def _volatility(log_variance: Any) -> FloatArray:
+    return np.asarray(np.sqrt(np.exp(log_variance)), dtype=np.float64)
 
 
 def ols(X: FloatArray, y: FloatArray) -> tuple[FloatArray, float]:
@@ -163,7 +168,7 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     def predict_core(self, X: Any) -> FloatArray:
         """The linear core's volatility forecast alone (no trees)."""
-        return np.asarray(np.sqrt(np.exp(self._margin(_as_matrix(X)))), dtype=np.float64)
+        return _volatility(self._margin(_as_matrix(X)))
 
     def predict(self, X: Any) -> FloatArray:
         features = _as_matrix(X)
@@ -172,12 +177,12 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             log_var = self.booster_.predict(features, base_margin=margin, output_margin=True)
         else:
             log_var = np.asarray(self.booster_.predict(features, raw_score=True)) + margin
-        boosted = np.asarray(np.sqrt(np.exp(log_var)), dtype=np.float64)
+        boosted = _volatility(log_var)
         # getattr: learners pickled before core_weight existed are pure boosted forecasts.
         w = float(getattr(self, "core_weight", 0.0))
         if w == 0.0:
             return boosted
-        return np.asarray((1.0 - w) * boosted + w * np.sqrt(np.exp(margin)), dtype=np.float64)
+        return np.asarray((1.0 - w) * boosted + w * _volatility(margin), dtype=np.float64)
 
 
 class MixingRidge(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -223,8 +228,8 @@ class LossMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     The weights are searched on a grid of the simplex (``step``: 0.05 gives 231 mixes of three
     forecasts), which is deterministic, needs no optimiser and is coarse enough not to chase
-    noise; the first of equal scores wins. QLIKE leaves out days of zero realized volatility,
-    as ``volforecast.evaluation.qlike`` does.
+    noise; the first of equal scores wins. The losses are ``volforecast.evaluation``'s, the
+    ones every report scores (QLIKE leaves out days of zero realized volatility).
     """
 
     def __init__(self, step: float = 0.05) -> None:
@@ -234,13 +239,13 @@ class LossMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         preds = _as_matrix(P)
         target = np.asarray(y, dtype=np.float64)
         grid = simplex_grid(preds.shape[1], self.step)
-        mixed = np.maximum(preds @ grid.T, 1e-12)  # rows x mixes
-        rmse = np.sqrt(np.mean((mixed - target[:, None]) ** 2, axis=0))
-        positive = target > 0
-        ratio = target[positive, None] ** 2 / mixed[positive] ** 2
-        qlike = np.mean(ratio - np.log(ratio) - 1.0, axis=0)
         # Floored: a mix equal to the target has zero loss, and ln 0 would warn.
-        self.scores_ = np.log(np.maximum(rmse, 1e-300)) + np.log(np.maximum(qlike, 1e-300))
+        self.scores_ = np.array(
+            [
+                np.log(max(rmse(target, mixed), 1e-300)) + np.log(max(qlike(target, mixed), 1e-300))
+                for mixed in (preds @ w for w in grid)
+            ]
+        )
         self.coef_ = grid[int(np.argmin(self.scores_))]
         self.n_features_in_ = preds.shape[1]
         return self
