@@ -28,6 +28,10 @@ Inputs, and the periods their data allows:
   the 500th labeled row, about 2009-03): ln(VVIX) and ln(VVIX / its 22-day mean), likewise.
 
 Nothing here reads a day after 2012-12-31: the frame is cut before any feature is built.
+``--evaluation`` is the one evaluation of a choice made on those numbers: the same comparison
+with data to the files' end and forecasts from 2013-01-02 (``--variants`` keeps the chosen ones).
+Each variant's HAR core alone (``<variant>/core``, fitted in the same refits) is compared with the
+base's core as well.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 from volforecast.walkforward import schedule
 
 DEV_END = "2012-12-31"
+EVAL_START = "2013-01-02"
 REFIT_EVERY = 63
 MIN_TRAIN_ROWS = 500
 
@@ -137,17 +142,23 @@ def read_vvix_from(path: Path, first_day: str) -> pd.DataFrame:
     return validate_prices(raw, str(path), require_ohlc=False)
 
 
-def dev_forecasts(
-    frame: pd.DataFrame, horizon: int, experiment: Experiment, say: Callable[[str], None]
+def walk_forecasts(
+    frame: pd.DataFrame,
+    horizon: int,
+    experiment: Experiment,
+    variants: Sequence[Variant],
+    first_forecast: str | None,
+    say: Callable[[str], None],
 ) -> pd.DataFrame:
-    """Realized target and every variant's walk-forward forecasts on the development rows."""
+    """Realized target, every variant's walk-forward forecasts and (``<variant>/core``) the
+    forecasts of its HAR core alone, fitted in the same refits."""
     inputs = experiment.columns(frame, horizon)
     data = labeled(build_dataset(frame, horizon)).join(inputs, how="left")
-    extra = sorted({c for v in experiment.variants for c in v.extra})
+    extra = sorted({c for v in variants for c in v.extra})
     data = data.dropna(subset=extra)
     first = (
-        int(data.index.searchsorted(pd.Timestamp(experiment.first_forecast)))
-        if experiment.first_forecast
+        int(data.index.searchsorted(pd.Timestamp(first_forecast)))
+        if first_forecast
         else MIN_TRAIN_ROWS
     )
     blocks = schedule(len(data), max(first, MIN_TRAIN_ROWS), REFIT_EVERY, horizon)
@@ -155,18 +166,22 @@ def dev_forecasts(
     out = pd.DataFrame(
         {"realized": data[TARGET].iloc[blocks[0].start :]}, index=data.index[blocks[0].start :]
     )
-    for variant in experiment.variants:
+    for variant in variants:
         cols = [*FEATURE_COLUMNS, *variant.extra]
         kwargs = selection.ensemble_kwargs(spec)
         if variant.in_core:
             kwargs["core_logs"] = (*kwargs["core_logs"], *variant.extra)
         preds: list[FloatArray] = []
+        cores: list[FloatArray] = []
         t0 = time.monotonic()
         for block in blocks:
             model = StackedEnsemble(horizon=horizon, seed=42, n_jobs=1, feature_cols=cols, **kwargs)
             model.fit(data[cols].iloc[: block.train_end], data[TARGET].iloc[: block.train_end])
-            preds.append(model.predict(data[cols].iloc[block.start : block.stop]))
+            rows = data[cols].iloc[block.start : block.stop]
+            preds.append(model.predict(rows))
+            cores.append(model.xgb_model_.predict_core(rows))
         out[variant.name] = np.concatenate(preds)
+        out[f"{variant.name}/core"] = np.concatenate(cores)
         say(f"  {variant.name}: {len(blocks)} refits in {time.monotonic() - t0:.0f}s")
     return out
 
@@ -174,16 +189,18 @@ def dev_forecasts(
 def report(
     forecasts: pd.DataFrame, horizon: int, variants: Sequence[Variant]
 ) -> list[dict[str, Any]]:
+    """Each variant against the base, and each variant's core alone against the base's core."""
     y = forecasts["realized"]
-    base = forecasts[variants[0].name]
     rows = []
-    for v in variants[1:]:
-        f = forecasts[v.name]
+    pairs = [(v.name, variants[0].name) for v in variants[1:]]
+    pairs += [(f"{v.name}/core", f"{variants[0].name}/core") for v in variants[1:]]
+    for name, base_name in pairs:
+        f, base = forecasts[name], forecasts[base_name]
         r_ratio = rmse(y, f) / rmse(y, base)
         q_ratio = qlike(y, f) / qlike(y, base)
         rows.append(
             {
-                "variant": v.name,
+                "variant": name,
                 "rmse_ratio": r_ratio,
                 "qlike_ratio": q_ratio,
                 "dm_p_se": diebold_mariano(
@@ -205,6 +222,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--symbols", default="spy,qqq")
     parser.add_argument("--horizons", default="1,5,22")
     parser.add_argument("--experiments", default="calendar,vix3m,vvix")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="only these variants (the base always runs), e.g. vix3m_core",
+    )
+    parser.add_argument(
+        "--evaluation",
+        action="store_true",
+        help=f"the one evaluation after a development choice: data to the files' end, "
+        f"forecasts from {EVAL_START} (default: the development period, data to {DEV_END})",
+    )
     args = parser.parse_args(argv)
 
     def say(msg: str) -> None:
@@ -263,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         ),
     }
+    wanted = {v.strip() for v in args.variants.split(",") if v.strip()}
     symbols = [s.strip().lower() for s in args.symbols.split(",") if s.strip()]
     horizons = [int(h) for h in args.horizons.split(",")]
     print(
@@ -270,16 +299,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for name in [e.strip() for e in args.experiments.split(",")]:
         experiment = experiments[name]
+        variants = [
+            v for k, v in enumerate(experiment.variants) if k == 0 or not wanted or v.name in wanted
+        ]
         for horizon in horizons:
             scores: dict[str, list[float]] = {}
             for symbol in symbols:
                 prices = read_price_csv(args.data_dir / price_file(symbol))
-                frame = align(prices, vix).loc[experiment.start : DEV_END]
+                end = None if args.evaluation else DEV_END
+                frame = align(prices, vix).loc[experiment.start : end]
                 say(
                     f"{name} h={horizon} {symbol}: {frame.index[0].date()}..{frame.index[-1].date()}"
                 )
-                forecasts = dev_forecasts(frame, horizon, experiment, say)
-                for row in report(forecasts, horizon, experiment.variants):
+                first = EVAL_START if args.evaluation else experiment.first_forecast
+                forecasts = walk_forecasts(frame, horizon, experiment, variants, first, say)
+                for row in report(forecasts, horizon, variants):
                     scores.setdefault(row["variant"], []).append(row["score"])
                     print(
                         f"{name} | {horizon} | {symbol.upper()} | {row['variant']} | {len(forecasts)}"
