@@ -98,13 +98,13 @@ def window_share(flags: pd.Series, horizon: int) -> pd.Series:
 def calendar_columns(fomc: pd.DatetimeIndex | None) -> Callable[[pd.DataFrame, int], pd.DataFrame]:
     def build(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
         days = pd.DatetimeIndex(frame.index)
+        # Whole days whatever the index's resolution (pandas may hold dates in ns or us).
+        day_numbers = days.to_numpy().astype("datetime64[D]").astype(np.int64).astype(float)
         flags = {
             "cal_opex": pd.Series(days.isin(third_friday_expiries(days)), index=days),
             "cal_first_friday": pd.Series((days.day_of_week == 4) & (days.day <= 7), index=days),
             # Calendar days since the previous trading day, less one: 2 after a weekend.
-            "cal_gap_days": pd.Series(
-                np.r_[np.nan, np.diff(days.asi8) / 86_400e9 - 1.0], index=days
-            ),
+            "cal_gap_days": pd.Series(np.r_[np.nan, np.diff(day_numbers) - 1.0], index=days),
         }
         if fomc is not None:
             flags["cal_fomc"] = pd.Series(days.isin(fomc), index=days)
