@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from volforecast import selection
+from volforecast import ensemble, selection
 from volforecast.cli import main
 from volforecast.commands.select import run_select
 from volforecast.commands.train import make_ensemble
@@ -89,6 +89,13 @@ def test_candidate_names_are_unique_and_each_builds_an_ensemble_when_named():
     names = [c.name for c in selection.CANDIDATES]
     assert len(names) == len(set(names)) == 16
     assert "range_vix_rel+light+normal_bias" in names
+
+
+def test_candidate_descriptions_cover_every_meta_learner_when_read_from_schemas():
+    # The names live once, in schemas; the ensemble and the candidate descriptions read them.
+    assert ensemble.META_LEARNERS == ("ridge", "core_mix", "loss_mix")
+    assert set(selection._META_TEXT) == set(ensemble.META_LEARNERS)
+    assert ensemble.BIAS_CORRECTIONS == ("duan", "normal")
 
 
 def test_core_mix_candidate_builds_an_ensemble_mixing_in_the_core_when_named(make_settings):

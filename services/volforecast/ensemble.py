@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 import lightgbm as lgb
 import numpy as np
@@ -46,6 +46,7 @@ from sklearn.model_selection import TimeSeriesSplit
 
 from volforecast.evaluation import qlike, rmse
 from volforecast.features import FEATURE_COLUMNS
+from volforecast.schemas import BiasCorrection, MetaLearner
 
 FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[str], None]
@@ -84,10 +85,10 @@ def ols(X: FloatArray, y: FloatArray) -> tuple[FloatArray, float]:
     return np.asarray(coef, dtype=np.float64), float(resid @ resid / dof)
 
 
-META_LEARNERS = ("ridge", "core_mix", "loss_mix")
+META_LEARNERS: tuple[str, ...] = get_args(MetaLearner)
 # Bias corrections of a log-variance regression, whose exp() estimates the median of the
 # variance, not the mean that RMSE and QLIKE reward.
-BIAS_CORRECTIONS = ("duan", "normal")
+BIAS_CORRECTIONS: tuple[str, ...] = get_args(BiasCorrection)
 
 
 class LogCoreFit(NamedTuple):

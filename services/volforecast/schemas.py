@@ -529,6 +529,12 @@ class ReplayReport(_Model):
 # --------------------------------------------------------------------------- selection
 
 
+# The ensemble's settings that a candidate names, defined once: ``volforecast.ensemble`` checks
+# its arguments against these and the selection record stores them.
+MetaLearner = Literal["ridge", "core_mix", "loss_mix"]
+BiasCorrection = Literal["duan", "normal"]
+
+
 class CandidateSpec(_Model):
     """One setting of the ensemble that ``volforecast select`` tries: the HAR core's
     regressors and bias correction, and the tree parameters over the defaults."""
@@ -537,14 +543,14 @@ class CandidateSpec(_Model):
     description: str
     core: list[str]
     core_logs: list[str]
-    bias: Literal["duan", "normal"]
+    bias: BiasCorrection
     # Fit time relative to the cheapest tree setting: the rule prefers the cheaper of two
     # candidates that score alike.
     cost: float
     xgb_params: dict[str, Any]
     lgbm_params: dict[str, Any]
     # ``StackedEnsemble.meta``; records written before it existed used "ridge".
-    meta: Literal["ridge", "core_mix", "loss_mix"] = "ridge"
+    meta: MetaLearner = "ridge"
 
 
 class CandidateScore(_Model):

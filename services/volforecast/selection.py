@@ -24,7 +24,7 @@ from volforecast.baselines import LogHARX
 from volforecast.config import Settings
 from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS
 from volforecast.errors import ConfigError
-from volforecast.schemas import CandidateScore, CandidateSpec, SelectionRecord
+from volforecast.schemas import CandidateScore, CandidateSpec, MetaLearner, SelectionRecord
 
 SELECTION_JSON = "selection.json"
 # How much worse (in the rule's log units: 0.005 is 0.5% on the geometric mean of the two loss
@@ -68,7 +68,7 @@ _TREES: dict[str, tuple[str, float, dict[str, Any], dict[str, Any]]] = {
 }
 
 
-_META_TEXT = {
+_META_TEXT: dict[MetaLearner, str] = {
     "ridge": "",
     "core_mix": "; meta-learner mixes the core alone with both boosted learners, out of fold",
     "loss_mix": "; the core alone and both boosted learners mixed out of fold to minimise "
@@ -76,7 +76,7 @@ _META_TEXT = {
 }
 
 
-def _grid_spec(core_name: str, tree_name: str, meta: str = "ridge") -> CandidateSpec:
+def _grid_spec(core_name: str, tree_name: str, meta: MetaLearner = "ridge") -> CandidateSpec:
     core_text, core, logs = _CORES[core_name]
     tree_text, cost, xgb_params, lgbm_params = _TREES[tree_name]
     return CandidateSpec(
