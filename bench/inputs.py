@@ -217,11 +217,20 @@ def report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--fomc-csv", type=Path, default=None)
-    parser.add_argument("--symbols", default="spy,qqq")
-    parser.add_argument("--horizons", default="1,5,22")
-    parser.add_argument("--experiments", default="calendar,vix3m,vvix")
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="the price CSVs (e.g. ../shared/data)"
+    )
+    parser.add_argument(
+        "--fomc-csv",
+        type=Path,
+        default=None,
+        help="FOMC dates table (fed_meeting_dates.csv); without it the calendar has no FOMC column",
+    )
+    parser.add_argument("--symbols", default="spy,qqq", help="underlyings (default: spy,qqq)")
+    parser.add_argument("--horizons", default="1,5,22", help="horizons (default: 1,5,22)")
+    parser.add_argument(
+        "--experiments", default="calendar,vix3m,vvix", help="calendar, vix3m and/or vvix"
+    )
     parser.add_argument(
         "--variants",
         default="",
@@ -294,10 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = {v.strip() for v in args.variants.split(",") if v.strip()}
     symbols = [s.strip().lower() for s in args.symbols.split(",") if s.strip()]
     horizons = [int(h) for h in args.horizons.split(",")]
+    names = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    unknown = [n for n in names if n not in experiments]
+    if unknown:
+        parser.error(f"unknown experiment(s) {unknown}; choose from {sorted(experiments)}")
     print(
         "experiment | h | symbol | variant | forecasts | RMSE / base (DM p) | QLIKE / base (DM p) | score"
     )
-    for name in [e.strip() for e in args.experiments.split(",")]:
+    for name in names:
         experiment = experiments[name]
         variants = [
             v for k, v in enumerate(experiment.variants) if k == 0 or not wanted or v.name in wanted
