@@ -37,7 +37,7 @@ base's core as well.
 from __future__ import annotations
 
 import argparse
-import math
+import datetime as dt
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -49,16 +49,21 @@ import numpy as np
 import pandas as pd
 
 from volforecast import selection
+from volforecast.commands.train import MIN_LABELED_ROWS
+from volforecast.config import Settings
 from volforecast.data import align, price_file, read_price_csv, validate_prices
 from volforecast.ensemble import FloatArray, StackedEnsemble
 from volforecast.evaluation import diebold_mariano, qlike, qlike_loss, rmse, squared_error_loss
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 from volforecast.walkforward import schedule
 
-DEV_END = "2012-12-31"
-EVAL_START = "2013-01-02"
-REFIT_EVERY = 63
-MIN_TRAIN_ROWS = 500
+# The protocol's periods and refit interval, as `volforecast select` has them by default.
+_DEFAULT = Settings.model_fields
+DEV_START: dt.date = _DEFAULT["dev_start"].default
+DEV_EVAL_START: dt.date = _DEFAULT["dev_eval_start"].default
+EVAL_START: dt.date = _DEFAULT["eval_start"].default
+DEV_END = EVAL_START - dt.timedelta(days=1)
+REFIT_EVERY: int = _DEFAULT["refit_every"].default
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Variant:
 class Experiment:
     name: str
     start: str  # first day of data
-    first_forecast: str | None  # None: the 500th labeled row
+    first_forecast: dt.date | None  # None: the 500th labeled row
     columns: Callable[[pd.DataFrame, int], pd.DataFrame]  # (aligned frame, horizon) -> inputs
     variants: tuple[Variant, ...]
 
@@ -147,7 +152,7 @@ def walk_forecasts(
     horizon: int,
     experiment: Experiment,
     variants: Sequence[Variant],
-    first_forecast: str | None,
+    first_forecast: dt.date | None,
     say: Callable[[str], None],
 ) -> pd.DataFrame:
     """Realized target, every variant's walk-forward forecasts and (``<variant>/core``) the
@@ -159,9 +164,9 @@ def walk_forecasts(
     first = (
         int(data.index.searchsorted(pd.Timestamp(first_forecast)))
         if first_forecast
-        else MIN_TRAIN_ROWS
+        else MIN_LABELED_ROWS
     )
-    blocks = schedule(len(data), max(first, MIN_TRAIN_ROWS), REFIT_EVERY, horizon)
+    blocks = schedule(len(data), max(first, MIN_LABELED_ROWS), REFIT_EVERY, horizon)
     spec = selection.chosen_for(horizon)
     out = pd.DataFrame(
         {"realized": data[TARGET].iloc[blocks[0].start :]}, index=data.index[blocks[0].start :]
@@ -209,7 +214,7 @@ def report(
                 "dm_p_qlike": diebold_mariano(
                     qlike_loss(y, f), qlike_loss(y, base), horizon
                 ).p_value,
-                "score": (math.log(r_ratio) + math.log(q_ratio)) / 2.0,
+                "score": selection.log_score(r_ratio, q_ratio),
             }
         )
     return rows
@@ -258,8 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiments = {
         "calendar": Experiment(
             "calendar",
-            "1995-01-01",
-            "2003-01-02",
+            str(DEV_START),
+            DEV_EVAL_START,
             calendar_columns(fomc),
             (
                 Variant("base", (), False),
@@ -319,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scores: dict[str, list[float]] = {}
             for symbol in symbols:
                 prices = read_price_csv(args.data_dir / price_file(symbol))
-                end = None if args.evaluation else DEV_END
+                end = None if args.evaluation else pd.Timestamp(DEV_END)
                 frame = align(prices, vix).loc[experiment.start : end]
                 say(
                     f"{name} h={horizon} {symbol}: {frame.index[0].date()}..{frame.index[-1].date()}"

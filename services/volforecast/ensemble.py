@@ -260,9 +260,10 @@ class FoldedMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     two-column form.
 
     ``mixing`` is that meta-learner (``MixingRidge`` or ``LossMix``), fitted on the
-    (core, xgb, lgbm) out-of-fold forecasts. The core's share goes into the base learners (``core_weight_``, set by the ensemble as their
-    ``core_weight``); ``predict`` mixes the two learners' predictions with the rest of the
-    weights renormalised (``fold_core_share``), which gives the same three-way mix.
+    (core, xgb, lgbm) out-of-fold forecasts. The core's share goes into the base learners
+    (``core_weight_``, set by the ensemble as their ``core_weight``); ``predict`` mixes the two
+    learners' predictions with the rest of the weights renormalised (``fold_core_share``), which
+    gives the same three-way mix.
     """
 
     def __init__(self, mixing: MixingRidge | LossMix) -> None:
