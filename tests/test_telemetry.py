@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import socketserver
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from volforecast import telemetry
 from volforecast.artifacts import MONITORING_HISTORY
 from volforecast.cli import main
+from volforecast.config import build_settings
 
 from .conftest import cli_args
 
@@ -129,6 +132,77 @@ def test_monitor_succeeds_with_a_warning_when_the_pushgateway_is_down(
     monkeypatch.setenv("VOLF_PUSHGATEWAY_URL", "http://127.0.0.1:9")  # discard port: refused
     assert main(cli_args(project, "monitor")) == 0
     assert "could not push metrics" in capsys.readouterr().err
+
+
+@pytest.fixture
+def bad_gateway() -> Iterator[tuple[str, threading.Event, list[str]]]:
+    """A loopback stand-in that misbehaves: ``mode[0]`` is "trickle" (a 200 status line, then one
+    header line every second, never finishing) or "garbage" (a line that is no HTTP at all)."""
+    stop = threading.Event()
+    mode = ["trickle"]
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(65536)
+            if mode[0] == "garbage":
+                self.request.sendall(b"this is not HTTP\r\n\r\n")
+                return
+            self.request.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(1.0):
+                try:
+                    self.request.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    return
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", stop, mode
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_monitor_ends_with_a_warning_when_the_pushgateway_never_finishes_answering(
+    project: Path, bad_gateway, monkeypatch, capsys
+):
+    url, _stop, _mode = bad_gateway
+    monkeypatch.setenv("VOLF_PUSHGATEWAY_URL", url)
+    # Each header line comes within the client's per-read timeout: only a total deadline ends it.
+    monkeypatch.setattr(telemetry, "PUSH_DEADLINE_SECONDS", 3.0)
+    assert main(cli_args(project, "monitor")) == 0
+    assert "no complete answer within 3 s" in capsys.readouterr().err
+    assert len((project / "models" / MONITORING_HISTORY).read_text().splitlines()) == 1
+
+
+def test_monitor_keeps_exit_0_and_one_history_line_when_the_pushgateway_answers_garbage(
+    project: Path, bad_gateway, monkeypatch, capsys
+):
+    url, _stop, mode = bad_gateway
+    mode[0] = "garbage"
+    monkeypatch.setenv("VOLF_PUSHGATEWAY_URL", url)
+    assert main(cli_args(project, "monitor")) == 0
+    err = capsys.readouterr().err
+    assert "could not push metrics" in err and "Traceback" not in err
+    assert len((project / "models" / MONITORING_HISTORY).read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "not a url", "ftp://gateway:9091", "http://:9091"])
+def test_monitor_exits_2_before_any_work_when_the_pushgateway_url_is_invalid(
+    project: Path, url, monkeypatch, capsys
+):
+    monkeypatch.setenv("VOLF_PUSHGATEWAY_URL", url)
+    assert main(cli_args(project, "monitor")) == 2
+    assert "VOLF_PUSHGATEWAY_URL" in capsys.readouterr().err
+    assert not (project / "models" / MONITORING_HISTORY).exists()
+
+
+@pytest.mark.parametrize("url", ["pushgateway:9091", "https://gw.example:443/prefix"])
+def test_pushgateway_url_is_accepted_when_prometheus_client_can_push_to_it(url):
+    assert build_settings(pushgateway_url=url).pushgateway_url == url
 
 
 def test_alert_rules_use_only_metrics_that_train_and_monitor_write(project: Path, tmp_path: Path):

@@ -328,6 +328,13 @@ class Settings(BaseSettings):
             mapping[sym] = vol
         return mapping
 
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _pushgateway_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return pushgateway_address(value.strip())
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -335,6 +342,30 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return upper
+
+
+def pushgateway_address(url: str) -> str:
+    """``url`` if prometheus-client can push to it, else ValueError saying why.
+
+    The client prepends ``http://`` to an address without a scheme (``pushgateway:9091``); the
+    same is accepted here, so that a bad address is a configuration error before any work
+    instead of a failure after the run has written its results.
+    """
+    from urllib.parse import urlsplit
+
+    full = url if "://" in url else f"http://{url}"
+    try:
+        parts = urlsplit(full)
+        host, _port = parts.hostname, parts.port  # .port raises for a port that is no number
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc}); e.g. http://pushgateway:9091") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(
+            f"scheme {parts.scheme!r} is not http or https; e.g. http://pushgateway:9091"
+        )
+    if not host or any(c.isspace() for c in full):
+        raise ValueError("not a URL (no host, or a space in it); e.g. http://pushgateway:9091")
+    return url
 
 
 def _tickers(text: str) -> list[str]:

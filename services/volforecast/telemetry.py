@@ -14,6 +14,7 @@ example alert rules in deploy/prometheus-alerts.yml use them.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 PREFIX = "volforecast"
 DRIFT_LEVELS = {"ok": 0, "watch": 1, "retrain": 2}
 RETRAIN_ACTIONS = {"none": 0, "plan": 1, "retrain_now": 2}
+# The whole push, connect to last byte: the client's own timeout is per socket operation, so a
+# gateway that trickles one byte at a time would hold the run (and, behind `flock -n`, every
+# later cron run) for ever.
+PUSH_DEADLINE_SECONDS = 15.0
+PUSH_SOCKET_TIMEOUT_SECONDS = 10.0
 
 
 # (metric name without prefix, help text, value): a number, or {model: number} for one sample per
@@ -131,9 +137,53 @@ def publish(
             ) from exc
         log.info("wrote metrics to %s", metrics_file)
     if pushgateway:
+        push(registry, job, pushgateway)
+
+
+def push(
+    registry: CollectorRegistry,
+    job: str,
+    gateway: str,
+    deadline: float | None = None,
+) -> bool:
+    """Push ``registry`` to ``gateway`` within ``deadline`` seconds in all; True if it was
+    accepted.
+
+    Any failure (refused, slow, garbage answer, HTTP error) only warns: the run's results are
+    committed before metrics are published, so failing the run would only make cron retry work
+    that is already done. The push runs on a daemon thread so a gateway that never finishes
+    answering is abandoned at the deadline instead of holding the process.
+    """
+    deadline = PUSH_DEADLINE_SECONDS if deadline is None else deadline
+    failure: list[BaseException] = []
+
+    def attempt() -> None:
         try:
-            push_to_gateway(pushgateway, job=job, registry=registry, timeout=10)
-        except OSError as exc:
-            log.warning("could not push metrics to %s: %s", pushgateway, exc)
-        else:
-            log.info("pushed metrics to %s (job %s)", pushgateway, job)
+            push_to_gateway(
+                gateway, job=job, registry=registry, timeout=PUSH_SOCKET_TIMEOUT_SECONDS
+            )
+        except Exception as exc:  # any failure of a remote, optional service only warns
+            failure.append(exc)
+
+    worker = threading.Thread(target=attempt, name="pushgateway", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        log.warning(
+            "could not push metrics to %s: no complete answer within %.0f s; gave up (the run's "
+            "results are saved)",
+            gateway,
+            deadline,
+        )
+        return False
+    if failure:
+        exc = failure[0]
+        log.warning(
+            "could not push metrics to %s: %s: %s (the run's results are saved)",
+            gateway,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    log.info("pushed metrics to %s (job %s)", gateway, job)
+    return True
