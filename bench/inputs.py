@@ -49,11 +49,11 @@ import numpy as np
 import pandas as pd
 
 from volforecast import selection
-from volforecast.commands.train import MIN_LABELED_ROWS
+from volforecast.walkforward import MIN_LABELED_ROWS
 from volforecast.config import Settings
 from volforecast.data import align, price_file, read_price_csv, validate_prices
 from volforecast.ensemble import FloatArray, StackedEnsemble
-from volforecast.evaluation import diebold_mariano, qlike, qlike_loss, rmse, squared_error_loss
+from volforecast.metrics import diebold_mariano, qlike, qlike_loss, rmse, squared_error_loss
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 from volforecast.walkforward import schedule
 

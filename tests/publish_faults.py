@@ -52,7 +52,7 @@ def _arm(kill_at: int, steps_file: Path) -> None:
 
 
 def _memoize_fits(fits_file: Path) -> None:
-    from volforecast.commands import train as training
+    from volforecast import training
 
     cache: dict[Any, Any] = pickle.loads(fits_file.read_bytes()) if fits_file.exists() else {}
     real_fit = training.fit_on_split

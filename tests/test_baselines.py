@@ -15,7 +15,7 @@ from volforecast.baselines import (
 )
 from volforecast.data import align, validate_prices
 from volforecast.ensemble import StackedEnsemble
-from volforecast.evaluation import qlike
+from volforecast.metrics import qlike
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.walkforward import REALIZED, schedule, walk_forward
 

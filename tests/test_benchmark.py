@@ -9,7 +9,8 @@ import pytest
 
 from volforecast.artifacts import ModelsDirectory
 from volforecast.cli import main
-from volforecast.commands.evaluate import ENSEMBLE, evaluate_forecasts
+from volforecast.scoring import score_forecasts
+from volforecast.walkforward import ENSEMBLE
 from volforecast.config import build_settings
 from volforecast.data import load_market_data
 from volforecast.ensemble import predict_artifact
@@ -62,7 +63,7 @@ def test_walk_forward_never_trains_on_rows_inside_the_purge_or_the_block():
     np.testing.assert_array_equal(fc[REALIZED], data["target"].iloc[100:])
 
 
-def test_evaluate_forecasts_flags_the_best_baseline_and_ratios_to_har_rv():
+def test_score_forecasts_flags_the_best_baseline_and_ratios_to_har_rv():
     rng = np.random.default_rng(2)
     y = rng.uniform(0.005, 0.03, 500)
     fc = pd.DataFrame(
@@ -74,7 +75,7 @@ def test_evaluate_forecasts_flags_the_best_baseline_and_ratios_to_har_rv():
         },
         index=pd.bdate_range("2020-01-01", periods=500),
     )
-    ev = evaluate_forecasts(fc, horizon=5)
+    ev = score_forecasts(fc, horizon=5)
     assert ev.best_baseline["rmse"] == "other" and ev.best_baseline["qlike"] == "other"
     assert ev.beats == {k: True for k in ev.beats}
     assert ev.ratio_to_har_rv["har_rv"]["qlike"] == pytest.approx(1.0)

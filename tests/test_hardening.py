@@ -394,7 +394,7 @@ def test_14_parallel_reports_into_one_output_directory_all_succeed(project: Path
 def test_15_train_stops_before_commit_when_lock_file_is_replaced_during_the_run(
     project: Path, monkeypatch, capsys
 ):
-    from volforecast.commands import train as training
+    from volforecast import training
 
     real = training.load_market_data
 
@@ -473,7 +473,7 @@ def test_predict_and_report_work_on_a_read_only_models_volume(
 # lands mid-run, however slow or fast the machine is.
 SLOW_TRAIN = """
 import sys, time
-from volforecast.commands import train as training
+from volforecast import training
 def fit(*args, **kwargs):
     print("FITTING", file=sys.stderr, flush=True)
     time.sleep(600)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from volforecast.cli import main
-from volforecast.drift import recommendation_reason
+from volforecast.policy import recommendation_reason
 from volforecast.plots import _time_axis
 
 from .conftest import cli_args, snapshot

@@ -11,14 +11,8 @@ import pandas as pd
 import pytest
 
 from volforecast.cli import main
-from volforecast.commands.replay import (
-    ALWAYS_A,
-    POLICIES,
-    alarm_score,
-    bad_periods,
-    periods,
-    run_replay,
-)
+from volforecast.commands.replay import run_replay
+from volforecast.replaying import ALWAYS_A, POLICIES, alarm_score, bad_periods, periods
 from volforecast.config import build_settings
 from volforecast.schemas import MonitoringRecord, ReplayReport, TrainingRecord
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from volforecast.commands.train import make_ensemble
+from volforecast.selection import make_ensemble
 from volforecast.runtime import (
     Stopped,
     available_cpus,

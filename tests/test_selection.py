@@ -12,7 +12,7 @@ import pytest
 from volforecast import ensemble, selection
 from volforecast.cli import main
 from volforecast.commands.select import run_select
-from volforecast.commands.train import make_ensemble
+from volforecast.selection import make_ensemble
 from volforecast.errors import ConfigError
 from volforecast.schemas import CandidateScore, CandidateSpec, SelectionRecord
 
@@ -208,7 +208,7 @@ def test_select_command_refuses_a_development_period_without_enough_history(
                  "--dev-start", "2015-01-01", "--dev-eval-start", "2015-06-01",
                  "--eval-start", "2017-09-01", "--workers", "1"])  # fmt: skip
     assert code == 3
-    assert "Fix: move --dev-start earlier" in capsys.readouterr().err
+    assert "Fix: move --dev-eval-start later or --dev-start earlier" in capsys.readouterr().err
 
 
 def test_train_records_the_ensemble_settings_it_used_in_history_and_pickle(
@@ -216,7 +216,7 @@ def test_train_records_the_ensemble_settings_it_used_in_history_and_pickle(
 ):
     import pickle
 
-    from volforecast.commands.train import run_train
+    from volforecast.training import run_train
 
     settings = make_settings(candidate="rv_vix+light", threads=1)
     result = run_train(settings, lambda _m: None)

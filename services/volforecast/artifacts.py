@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import filelock
+import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from volforecast.config import PRIMARY_SYMBOL, Settings
@@ -107,6 +108,33 @@ class CurrentModels:
     @property
     def run_id(self) -> str:
         return self.dual.run_id
+
+    def new_rows(self, data: pd.DataFrame) -> pd.DataFrame:
+        """Rows of ``data`` Model B never trained on: after its training end and past the purge
+        gap (which starts its test window), so right after training this is Model B's test
+        window."""
+        b = self.dual.model_b
+        start = max(
+            pd.Timestamp(b.training_date_end) + pd.Timedelta(days=1),
+            pd.Timestamp(b.test_date_start),
+        )
+        return data.loc[data.index >= start]
+
+    def validation_rows(self, data: pd.DataFrame) -> pd.DataFrame:
+        """Rows of ``data`` in Model A's validation period (those the data holds)."""
+        a = self.dual.model_a
+        return data.loc[
+            (data.index >= pd.Timestamp(a.validation_date_start))
+            & (data.index <= pd.Timestamp(a.validation_date_end))
+        ]
+
+    def training_rows(self, data: pd.DataFrame) -> pd.DataFrame:
+        """Rows of ``data`` in Model A's training period (those the data holds)."""
+        a = self.dual.model_a
+        return data.loc[
+            (data.index >= pd.Timestamp(a.training_date_start))
+            & (data.index <= pd.Timestamp(a.training_date_end))
+        ]
 
 
 def _storage_error(

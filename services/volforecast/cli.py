@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Literal
 
 from volforecast import __version__
 from volforecast.config import SETTING_FLAGS, Settings, build_settings
-from volforecast.errors import EXIT_RETRAIN_ADVISED, EXIT_SOME_SYMBOLS_FAILED, VolforecastError
+from volforecast.errors import VolforecastError
 from volforecast.runtime import Stopped, prefer_passive_waiting, stop_on_signals
 
 log = logging.getLogger("volforecast")
@@ -82,192 +81,16 @@ def _progress() -> Callable[[str], None]:
     return say
 
 
-def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    from volforecast.commands.train import run_train
-    from volforecast.reporting import training_summary
+def _handler(name: str) -> Callable[[Settings, argparse.Namespace], int]:
+    """The ``run`` of ``volforecast.commands.<name>``, imported only when that command runs (a
+    command's ``--help`` or a usage error never loads xgboost, lightgbm or Dask)."""
 
-    started = time.monotonic()
-    symbols = settings.universe()
-    if symbols is not None:
-        return _universe(settings, args, "train", symbols, started)
-    result = run_train(settings, _progress())
-    print(
-        training_summary(result.record)
-        if args.format == "table"
-        else result.record.model_dump_json(indent=2)
-    )
-    _publish(settings, "train", {settings.symbol: result.record}, started)
-    return 0
+    def handler(settings: Settings, args: argparse.Namespace) -> int:
+        module = importlib.import_module(f"volforecast.commands.{name}")
+        code: int = module.run(settings, args, _progress())
+        return code
 
-
-def _cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
-    from volforecast.commands.monitor import run_monitor
-    from volforecast.reporting import monitoring_summary
-
-    started = time.monotonic()
-    symbols = settings.universe()
-    if symbols is not None:
-        return _universe(settings, args, "monitor", symbols, started)
-    result = run_monitor(settings, _progress())
-    print(
-        monitoring_summary(result.record)
-        if args.format == "table"
-        else result.record.model_dump_json(indent=2)
-    )
-    _publish(settings, "monitor", {settings.symbol: result.record}, started)
-    if settings.fail_on_retrain and result.record.retraining.action == "retrain_now":
-        log.warning("retraining is advised; exiting %d (--fail-on-retrain)", EXIT_RETRAIN_ADVISED)
-        return EXIT_RETRAIN_ADVISED
-    return 0
-
-
-def _universe(
-    settings: Settings,
-    args: argparse.Namespace,
-    command: Literal["train", "monitor", "predict"],
-    symbols: list[str],
-    started: float,
-) -> int:
-    """train, monitor or predict over ``symbols``: one summary, exit 11 if any symbol failed."""
-    from volforecast.commands.universe import run_universe, universe_table
-    from volforecast.engine import Engine, open_engine
-
-    say = _progress()
-    say(f"{command} {len(symbols)} symbols: {', '.join(symbols)}")
-    if command == "predict":  # a forecast takes a second: not worth starting a cluster
-        result = run_universe(command, settings, symbols, Engine(), say, requested=args.model)
-    else:
-        with open_engine(settings, say) as engine:
-            result = run_universe(command, settings, symbols, engine, say)
-    print(
-        universe_table(result)
-        if args.format == "table"
-        else result.summary.model_dump_json(indent=2)
-    )
-    if command != "predict":
-        _publish(settings, command, result.records, started)
-    if result.failed:
-        for row in result.failed:
-            log.error("%s %s failed (exit %d): %s", command, row.symbol, row.exit_code, row.error)
-        log.error(
-            "%d of %d symbols failed; exiting %d",
-            len(result.failed),
-            len(symbols),
-            EXIT_SOME_SYMBOLS_FAILED,
-        )
-        return EXIT_SOME_SYMBOLS_FAILED
-    advised = [
-        s for s, r in result.records.items() if getattr(r, "retraining", None) is not None
-        and r.retraining.action == "retrain_now"
-    ]  # fmt: skip
-    if command == "monitor" and settings.fail_on_retrain and advised:
-        log.warning(
-            "retraining is advised for %s; exiting %d (--fail-on-retrain)",
-            ", ".join(advised),
-            EXIT_RETRAIN_ADVISED,
-        )
-        return EXIT_RETRAIN_ADVISED
-    return 0
-
-
-def _publish(settings: Settings, command: str, records: dict[str, Any], started: float) -> None:
-    """Metrics of the successful runs (one time series per symbol), when a metrics file or a
-    Pushgateway is configured."""
-    if settings.metrics_file is None and not settings.pushgateway_url:
-        return
-    from volforecast.telemetry import monitor_metrics, publish, registry_of, train_metrics
-
-    metrics = train_metrics if command == "train" else monitor_metrics
-    duration, finished = time.monotonic() - started, time.time()
-    registry = registry_of({s: metrics(r, duration, finished) for s, r in records.items()})
-    publish(registry, f"volforecast_{command}", settings.metrics_file, settings.pushgateway_url)
-
-
-def _cmd_evaluate(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.commands.evaluate import (
-        markdown_table,
-        run_evaluate,
-        run_evaluate_universe,
-        summary_markdown,
-    )
-    from volforecast.engine import open_engine
-
-    say = _progress()
-    symbols = settings.universe()
-    with open_engine(settings, say) as engine:
-        if symbols is None and settings.horizons is None:
-            report, paths = run_evaluate(settings, say, engine=engine)
-            print(markdown_table(report))
-            print("wrote " + ", ".join(str(p) for p in paths))
-            return 0
-        summary, paths = run_evaluate_universe(
-            settings,
-            symbols or [settings.symbol],
-            settings.horizons or [settings.horizon],
-            say,
-            engine=engine,
-        )
-    print(summary_markdown(summary))
-    print("wrote " + ", ".join(str(p) for p in paths))
-    failed = [r for r in summary.results if r.status == "failed"]
-    if failed:
-        log.error(
-            "%d of %d benchmarks failed (%s); exiting %d",
-            len(failed),
-            len(summary.results),
-            ", ".join(f"{r.symbol} h={r.horizon}: exit {r.exit_code}" for r in failed),
-            EXIT_SOME_SYMBOLS_FAILED,
-        )
-        return EXIT_SOME_SYMBOLS_FAILED
-    return 0
-
-
-def _on_engine(
-    settings: Settings, run: Callable[..., tuple[Any, list[Path]]], render: Callable[[Any], str]
-) -> int:
-    """A command that runs on a Dask engine and prints its report and the files it wrote."""
-    from volforecast.engine import open_engine
-
-    say = _progress()
-    with open_engine(settings, say) as engine:
-        result, paths = run(settings, say, engine=engine)
-    print(render(result))
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
-
-
-def _cmd_replay(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.commands.replay import replay_markdown, run_replay
-
-    return _on_engine(settings, run_replay, replay_markdown)
-
-
-def _cmd_select(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.commands.select import run_select, selection_markdown
-
-    return _on_engine(settings, run_select, selection_markdown)
-
-
-def _cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
-    from volforecast.commands.predict import forecast_table, run_predict
-
-    symbols = settings.universe()
-    if symbols is not None:
-        return _universe(settings, args, "predict", symbols, time.monotonic())
-    forecast = run_predict(settings, _progress(), requested=args.model)
-    print(
-        forecast_table(forecast) if args.format == "table" else forecast.model_dump_json(indent=2)
-    )
-    return 0
-
-
-def _cmd_report(settings: Settings, _args: argparse.Namespace) -> int:
-    from volforecast.commands.report import run_report
-
-    result = run_report(settings, _progress())
-    print(result.text)
-    print("wrote " + ", ".join(str(p) for p in result.paths))
-    return 0
+    return handler
 
 
 def _add_format(parser: argparse.ArgumentParser, default: str = "table") -> None:
@@ -294,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ensembles and write them with their baselines to the models directory.",
     )
     train.set_defaults(
-        handler=_cmd_train,
+        handler=_handler("train"),
         settings_fields=_add_settings(
             train,
             [*COMMON_FLAGS, *UNIVERSE_FLAGS, "--archive-keep", "--metrics-file", "--candidate"],
@@ -310,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         "append the verdict to monitoring_history.jsonl.",
     )
     monitor.set_defaults(
-        handler=_cmd_monitor,
+        handler=_handler("monitor"),
         settings_fields=_add_settings(
             monitor, [*COMMON_FLAGS, *UNIVERSE_FLAGS, "--fail-on-retrain", "--metrics-file"]
         ),
@@ -329,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_format(predict, default="json")
     predict.set_defaults(
-        handler=_cmd_predict,
+        handler=_handler("predict"),
         settings_fields=_add_settings(predict, [*COMMON_FLAGS, *UNIVERSE_FLAGS]),
     )
 
@@ -341,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and a self-contained report.html to --output.",
     )
     report.set_defaults(
-        handler=_cmd_report, settings_fields=_add_settings(report, [*COMMON_FLAGS, "--output"])
+        handler=_handler("report"),
+        settings_fields=_add_settings(report, [*COMMON_FLAGS, "--output"]),
     )
 
     evaluate = sub.add_parser(
@@ -355,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "--refit-every", "--output", "--symbol", "--implied-vol", "--horizon", "--horizons",
                       "--seed", "--candidate", "--log-level", *UNIVERSE_FLAGS]  # fmt: skip
     evaluate.set_defaults(
-        handler=_cmd_evaluate, settings_fields=_add_settings(evaluate, evaluate_flags)
+        handler=_handler("evaluate"), settings_fields=_add_settings(evaluate, evaluate_flags)
     )
     replay = sub.add_parser(
         "replay",
@@ -371,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay_flags = ["--source", "--data-dir", "--models-dir", "--symbol", "--implied-vol", "--start",
                     "--end", "--replay-start", "--train-every", "--no-retrain-on-advice", "--horizon",
                     "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level"]  # fmt: skip
-    replay.set_defaults(handler=_cmd_replay, settings_fields=_add_settings(replay, replay_flags))
+    replay.set_defaults(
+        handler=_handler("replay"), settings_fields=_add_settings(replay, replay_flags)
+    )
     select = sub.add_parser(
         "select",
         help="choose the ensemble's settings on a development period before --eval-start",
@@ -385,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     select_flags = ["--source", "--data-dir", "--models-dir", "--dev-start", "--dev-eval-start",
                     "--eval-start", "--refit-every", "--symbols", "--implied-vol", "--horizons",
                     "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level"]  # fmt: skip
-    select.set_defaults(handler=_cmd_select, settings_fields=_add_settings(select, select_flags))
+    select.set_defaults(
+        handler=_handler("select"), settings_fields=_add_settings(select, select_flags)
+    )
     return parser
 
 

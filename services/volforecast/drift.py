@@ -1,41 +1,34 @@
-"""Drift, A/B windows, feature drift and the recommendation rules. Pure functions.
+"""What the monitor measures: RMSE drift against the validation baseline, the A/B windows,
+feature drift (PSI and Kolmogorov–Smirnov) and the scale-free relative-QLIKE drift. Pure
+functions; ``volforecast.policy`` decides from them.
 
-Thresholds are those of the models-directory spec (Common Questions, Alert thresholds) and, for
-feature drift, Evidently's defaults. Every one is a named constant documented in
-services/monitor/README.md.
+Thresholds are those of the models-directory spec and, for feature drift, Evidently's defaults;
+each is a named constant documented in services/monitor/README.md.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from volforecast.evaluation import qlike, rmse
+from volforecast.metrics import qlike, rmse
+from volforecast.policy import drift_level
 from volforecast.schemas import (
     Comparison,
     Drift,
     FeatureDrift,
     FeatureDriftItem,
-    Retraining,
     Window,
 )
 
 MODEL_A = "Model A"
 MODEL_B = "Model B"
-USE_A = "USE MODEL A (90%)"
-USE_B = "USE MODEL B (ALL-30)"
 
 TRAILING_WINDOWS = (20, 10, 5)
-DRIFT_RETRAIN_PCT = 10.0  # drift above this: retrain now; Model B not recommended at or above it
-DRIFT_PLAN_PCT = 5.0  # drift from this up to 10: plan retraining
-SWITCH_WIN_RATE_PCT = 75.0  # Model B recommended at or above this win rate (and drift < 10)
-CONSECUTIVE_RUNS = 3  # runs for the "degrading" and "consider switching" rules
 PSI_THRESHOLD = 0.1
 KS_PVALUE_THRESHOLD = 0.05
 PSI_BINS = 10
@@ -95,14 +88,6 @@ def drift_pct(model_a_rmse: float, baseline_rmse: float) -> float:
     return max(0.0, (model_a_rmse / baseline_rmse - 1.0) * 100.0)
 
 
-def drift_level(pct: float) -> str:
-    if pct > DRIFT_RETRAIN_PCT:
-        return "retrain"
-    if pct >= DRIFT_PLAN_PCT:
-        return "watch"
-    return "ok"
-
-
 def drift(model_a_rmse: float, baseline_rmse: float) -> Drift:
     pct = drift_pct(model_a_rmse, baseline_rmse)
     return Drift(
@@ -111,79 +96,6 @@ def drift(model_a_rmse: float, baseline_rmse: float) -> Drift:
         model_a_rmse=model_a_rmse,
         level=drift_level(pct),
     )
-
-
-def recommendation(model_b_win_rate: float, drift_percent: float) -> str:
-    """The spec's rule: Model B only with a win rate >= 75% and drift < 10%."""
-    if model_b_win_rate >= SWITCH_WIN_RATE_PCT and drift_percent < DRIFT_RETRAIN_PCT:
-        return USE_B
-    return USE_A
-
-
-def recommendation_reason(model_b_win_rate: float, drift_percent: float) -> str:
-    """The rule that decided ``recommendation``, in words."""
-    rate = f"Model B won {model_b_win_rate:.0f}% of windows"
-    if recommendation(model_b_win_rate, drift_percent) == USE_B:
-        return (
-            f"{rate} (>= {SWITCH_WIN_RATE_PCT:.0f}%) and drift {drift_percent:.1f}% is below "
-            f"{DRIFT_RETRAIN_PCT:.0f}%"
-        )
-    if model_b_win_rate >= SWITCH_WIN_RATE_PCT:
-        return (
-            f"{rate}, but drift {drift_percent:.1f}% is not below {DRIFT_RETRAIN_PCT:.0f}%: "
-            "the rule switches to Model B only while drift stays below it"
-        )
-    return f"{rate} (fewer than {SWITCH_WIN_RATE_PCT:.0f}%): Model A stays"
-
-
-@dataclass(frozen=True)
-class PastRun:
-    """What the consecutive-run rules need from an earlier monitoring run of the same models."""
-
-    drift_pct: float
-    model_b_win_rate: float
-
-
-def degrading(drifts: Sequence[float], runs: int = CONSECUTIVE_RUNS) -> bool:
-    """Model A degrades over the last ``runs`` runs: each has drift > 0 and more than the one
-    before it."""
-    if len(drifts) < runs:
-        return False
-    last = list(drifts[-runs:])
-    return all(d > 0 for d in last) and all(b > a for a, b in itertools.pairwise(last))
-
-
-def retraining(
-    current_drift: float, current_win_rate: float, previous: Sequence[PastRun]
-) -> Retraining:
-    """Retraining advice from this run and earlier runs on the same model set (oldest first)."""
-    drifts = [p.drift_pct for p in previous] + [current_drift]
-    rates = [p.model_b_win_rate for p in previous] + [current_win_rate]
-    reasons = []
-    action = "none"
-    if current_drift > DRIFT_RETRAIN_PCT:
-        action = "retrain_now"
-        reasons.append(f"drift {current_drift:.1f}% is above {DRIFT_RETRAIN_PCT:.0f}%: retrain now")
-    elif current_drift >= DRIFT_PLAN_PCT:
-        action = "plan"
-        reasons.append(
-            f"drift {current_drift:.1f}% is between {DRIFT_PLAN_PCT:.0f}% and "
-            f"{DRIFT_RETRAIN_PCT:.0f}%: plan retraining within 3 days"
-        )
-    if degrading(drifts):
-        action = "retrain_now"
-        reasons.append(
-            f"Model A has degraded over the last {CONSECUTIVE_RUNS} monitoring runs: retrain"
-        )
-    switch = len(rates) >= CONSECUTIVE_RUNS and all(
-        r >= SWITCH_WIN_RATE_PCT for r in rates[-CONSECUTIVE_RUNS:]
-    )
-    if switch:
-        reasons.append(
-            f"Model B has won >= {SWITCH_WIN_RATE_PCT:.0f}% of windows in the last "
-            f"{CONSECUTIVE_RUNS} runs: consider switching to Model B"
-        )
-    return Retraining(action=action, consider_switching_to_b=switch, reasons=reasons)
 
 
 def psi(reference: npt.ArrayLike, current: npt.ArrayLike, bins: int = PSI_BINS) -> float:

@@ -44,8 +44,8 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import TimeSeriesSplit
 
-from volforecast.evaluation import qlike, rmse
 from volforecast.features import FEATURE_COLUMNS
+from volforecast.metrics import qlike, rmse
 from volforecast.schemas import BiasCorrection, MetaLearner
 
 FloatArray = npt.NDArray[np.float64]
@@ -229,7 +229,7 @@ class LossMix(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     The weights are searched on a grid of the simplex (``step``: 0.05 gives 231 mixes of three
     forecasts), which is deterministic, needs no optimiser and is coarse enough not to chase
-    noise; the first of equal scores wins. The losses are ``volforecast.evaluation``'s, the
+    noise; the first of equal scores wins. The losses are ``volforecast.metrics``'s, the
     ones every report scores (QLIKE leaves out days of zero realized volatility).
     """
 

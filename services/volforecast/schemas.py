@@ -477,6 +477,8 @@ class ReplayDMTest(_Model):
     statistic: float
     p_value: float
     mean_loss_difference: float
+    # Holm-adjusted within the loss's family (follow_monitor against every other policy).
+    p_value_holm: float | None = None
 
 
 class AlarmScore(_Model):

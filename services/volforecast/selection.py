@@ -22,8 +22,9 @@ from typing import Any
 
 from volforecast.baselines import LogHARX
 from volforecast.config import Settings
-from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS
+from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS, StackedEnsemble
 from volforecast.errors import ConfigError
+from volforecast.runtime import fit_threads
 from volforecast.schemas import CandidateScore, CandidateSpec, MetaLearner, SelectionRecord
 
 SELECTION_JSON = "selection.json"
@@ -204,3 +205,23 @@ def chosen_for(horizon: int) -> CandidateSpec:
     chosen = {int(h): name for h, name in packaged_record().chosen.items()}
     nearest = min(chosen, key=lambda h: (abs(h - horizon), h))
     return candidate(chosen[nearest])
+
+
+def make_ensemble(settings: Settings) -> StackedEnsemble:
+    """The ensemble ``train``, ``evaluate`` and ``select`` fit: the setting of
+    ``ensemble_spec(settings)`` (``--candidate``, else the packaged choice for the horizon) at
+    the horizon, seed and thread count of ``settings``. One place, so they cannot differ.
+
+    Examples
+    --------
+    >>> from volforecast.config import Settings
+    >>> model = make_ensemble(Settings(horizon=5))
+    >>> model.horizon
+    5
+    """
+    return StackedEnsemble(
+        horizon=settings.horizon,
+        seed=settings.seed,
+        n_jobs=fit_threads(settings.threads),
+        **ensemble_kwargs(ensemble_spec(settings)),
+    )

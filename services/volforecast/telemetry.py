@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
+from volforecast.config import Settings
 from volforecast.errors import StorageError
 from volforecast.schemas import MonitoringRecord, TrainingRecord
 
@@ -187,3 +190,15 @@ def push(
         return False
     log.info("pushed metrics to %s (job %s)", gateway, job)
     return True
+
+
+def publish_runs(settings: Settings, command: str, records: dict[str, Any], started: float) -> None:
+    """Metrics of a command's successful runs (one time series per symbol; ``started`` is the
+    command's ``time.monotonic()`` at its start), when a metrics file or a Pushgateway is
+    configured."""
+    if settings.metrics_file is None and not settings.pushgateway_url:
+        return
+    metrics = train_metrics if command == "train" else monitor_metrics
+    duration, finished = time.monotonic() - started, time.time()
+    registry = registry_of({s: metrics(r, duration, finished) for s, r in records.items()})
+    publish(registry, f"volforecast_{command}", settings.metrics_file, settings.pushgateway_url)

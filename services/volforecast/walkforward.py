@@ -4,20 +4,34 @@ At each refit point ``s`` (a position in the labeled rows) every model is fitted
 before ``s - purge`` — so no training target, which looks ``horizon`` days ahead, reaches into
 the block it then forecasts — and forecasts rows ``s .. s + refit_every - 1``. Every model sees
 the same training rows and forecasts the same days.
+
+``build_walk`` prepares one walk (a series at a horizon, its models and its refit schedule) for
+``evaluate`` and ``select`` alike; ``run_walks`` runs any number of them on a Dask engine, one
+model on one block per piece of work; ``walk_forward`` runs one in this process.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pandas as pd
 
-from volforecast.ensemble import FloatArray, Progress
-from volforecast.features import TARGET
+from volforecast import selection
+from volforecast.config import Settings
+from volforecast.data import MarketData
+from volforecast.engine import Engine, Piece
+from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
+from volforecast.errors import DataError
+from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 
 REALIZED = "realized"
+ENSEMBLE = "ensemble"
+# Below this many labeled rows the out-of-fold blocks and the holdouts get too small to trust:
+# the floor of a training set and of a walk's first refit.
+MIN_LABELED_ROWS = 500
 
 
 class Forecaster(Protocol):
@@ -108,3 +122,109 @@ def walk_forward(
         for model in models:
             out[model.name].append(forecast_block(model, data, returns, block))
     return assemble(data, blocks, out)
+
+
+class EnsembleForecaster:
+    """The walk-forward face of the ensemble ``train`` builds (same class, same settings:
+    ``selection.make_ensemble``)."""
+
+    def __init__(self, settings: Settings, name: str = ENSEMBLE) -> None:
+        self.settings = settings
+        self.name = name
+
+    def fit(self, train: pd.DataFrame, returns: pd.Series) -> EnsembleForecaster:
+        self.model_: StackedEnsemble = selection.make_ensemble(self.settings)
+        self.model_.fit(train.loc[:, list(FEATURE_COLUMNS)], train[TARGET])
+        return self
+
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
+        return self.model_.predict(rows.loc[:, list(FEATURE_COLUMNS)])
+
+
+@dataclass(frozen=True)
+class Walk:
+    """One walk-forward (a symbol at a horizon), ready to cut into pieces."""
+
+    settings: Settings
+    source: str
+    data: pd.DataFrame
+    returns: pd.Series
+    blocks: list[Block]
+    models: list[Any]
+
+    @property
+    def name(self) -> str:
+        return f"{self.settings.symbol} h={self.settings.horizon}"
+
+
+def build_walk(
+    settings: Settings,
+    market: MarketData,
+    models: Sequence[Any],
+    first_day: dt.date,
+    *,
+    first_flag: str = "--eval-start",
+    start_flag: str = "--start",
+) -> Walk:
+    """One walk-forward of ``models`` on ``market`` (already cut to the period it may read) at
+    ``settings.horizon``: forecasts from ``first_day`` to the data's end, refit every
+    ``settings.refit_every`` rows with ``horizon`` rows purged. No model is fitted.
+
+    Raises DataError, naming ``first_flag`` and ``start_flag``, when the first refit would
+    have fewer than ``MIN_LABELED_ROWS`` training rows or nothing is left to forecast.
+    """
+    frame = market.frame
+    data = labeled(build_dataset(frame, settings.horizon))
+    returns = log_returns(frame["spy_adj_close"])
+    name = f"{settings.symbol} h={settings.horizon}"
+    if data.empty:
+        until = f" to {frame.index[-1].date()}" if len(frame) else ""
+        raise DataError(
+            f"{name}: no labeled rows in {market.source} from {start_flag} {settings.start}"
+            f"{until}. Fix: move {start_flag} earlier."
+        )
+    first = int(data.index.searchsorted(pd.Timestamp(first_day)))
+    purge = settings.horizon
+    if first >= len(data):
+        raise DataError(
+            f"{name}: no labeled rows on or after {first_flag} {first_day} (labeled rows end "
+            f"{data.index[-1].date()}). Fix: move {first_flag} earlier."
+        )
+    if first - purge < MIN_LABELED_ROWS:
+        raise DataError(
+            f"{name}: only {max(first - purge, 0)} labeled rows before {first_flag} {first_day} "
+            f"(labeled rows from {data.index[0].date()}); the first refit needs at least "
+            f"{MIN_LABELED_ROWS}. Fix: move {first_flag} later or {start_flag} earlier."
+        )
+    blocks = schedule(len(data), first, settings.refit_every, purge)
+    return Walk(settings, market.source, data, returns, blocks, list(models))
+
+
+def run_walks(
+    walks: Sequence[Walk], engine: Engine, progress: Progress, what: str
+) -> list[pd.DataFrame | BaseException]:
+    """Every walk-forward of ``walks`` on ``engine``, one model on one refit block per piece:
+    each walk's forecasts (``assemble``), or the first error among its pieces."""
+    pieces: list[Piece] = []
+    owners: list[tuple[int, str, int]] = []  # (walk index, model name, block index)
+    for w, walk in enumerate(walks):
+        data, returns = engine.share(walk.data), engine.share(walk.returns)
+        for k, block in enumerate(walk.blocks):
+            for model in walk.models:
+                label = f"{walk.name} refit {k + 1}/{len(walk.blocks)} {model.name}"
+                pieces.append(Piece(label, forecast_block, (model, data, returns, block)))
+                owners.append((w, model.name, k))
+    outcomes = engine.run(pieces, what, progress)
+    per_walk: list[dict[str, list[Any]]] = [
+        {m.name: [None] * len(walk.blocks) for m in walk.models} for walk in walks
+    ]
+    failed: dict[int, BaseException] = {}
+    for (w, name, k), outcome in zip(owners, outcomes, strict=True):
+        if outcome.error is not None:
+            failed.setdefault(w, outcome.error)
+        else:
+            per_walk[w][name][k] = outcome.value
+    return [
+        failed[w] if w in failed else assemble(walk.data, walk.blocks, per_walk[w])
+        for w, walk in enumerate(walks)
+    ]

@@ -1,161 +1,51 @@
-"""The evaluate command: walk-forward benchmark of the ensemble against the classical models.
+"""``volforecast evaluate``: the walk-forward benchmark of the ensemble against the classical
+models, for one symbol or for every symbol and horizon of a universe.
 
-``evaluate_forecasts`` turns the walk-forward forecasts into the report (metrics, ratios to
-HAR-RV, Diebold–Mariano tests) and is pure; ``run_evaluate`` loads the data, runs the
-walk-forward and writes ``evaluation.json``, ``evaluation.md``, ``forecasts.csv`` and two PNGs.
+The walk is ``walkforward``'s and its scoring ``scoring``'s; this module loads the data,
+runs the walks on the engine and writes ``evaluation.json``, ``evaluation.md``,
+``forecasts.csv`` and two PNGs per benchmark (and ``summary.json``/``summary.md`` for many).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from volforecast import __version__, selection
 from volforecast.artifacts import ModelsDirectory, write_outputs
 from volforecast.baselines import HARCore, default_baselines
-from volforecast.commands.train import MIN_LABELED_ROWS, make_ensemble
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
-from volforecast.engine import Engine, Piece
-from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
-from volforecast.errors import DataError, VolforecastError, exit_code_of
-from volforecast.evaluation import (
-    LOSSES,
-    diebold_mariano,
-    holm,
-    mae,
-    mse_var,
-    mz_r2,
-    qlike,
-    qlike_excluded,
-    rmse,
-)
-from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
+from volforecast.engine import Engine, open_engine
+from volforecast.ensemble import Progress
+from volforecast.errors import EXIT_SOME_SYMBOLS_FAILED, VolforecastError, exit_code_of
+from volforecast.metrics import LOSSES, qlike_excluded
 from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
-from volforecast.schemas import (
-    DMTest,
-    EvaluationReport,
-    EvaluationSummary,
-    EvaluationSummaryRow,
-    ModelMetrics,
+from volforecast.schemas import EvaluationReport, EvaluationSummary, EvaluationSummaryRow
+from volforecast.scoring import HAR_RV, LOSS_METRIC, RANKED, ratio, score_forecasts
+from volforecast.walkforward import (
+    ENSEMBLE,
+    REALIZED,
+    EnsembleForecaster,
+    Walk,
+    build_walk,
+    run_walks,
 )
-from volforecast.walkforward import REALIZED, Block, assemble, forecast_block, schedule
 
 log = logging.getLogger(__name__)
 
-ENSEMBLE = "ensemble"
-HAR_RV = "har_rv"
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_MD = "evaluation.md"
 FORECASTS_CSV = "forecasts.csv"
 FORECASTS_PNG = "forecasts.png"
 LOSS_PNG = "cumulative_loss_difference.png"
-# Metric name -> lower is better.
-RANKED = {"rmse": True, "mae": True, "mse_var": True, "qlike": True, "mz_r2": False}
-# The bar a loss is judged by in the headline: the metric whose mean the loss is.
-LOSS_METRIC = {"squared_error": "rmse", "qlike": "qlike"}
-
-
-class EnsembleForecaster:
-    """The walk-forward face of the ensemble ``train`` builds (same class, same settings)."""
-
-    def __init__(self, settings: Settings, name: str = ENSEMBLE) -> None:
-        self.settings = settings
-        self.name = name
-
-    def fit(self, train: pd.DataFrame, returns: pd.Series) -> EnsembleForecaster:
-        self.model_: StackedEnsemble = make_ensemble(self.settings)
-        self.model_.fit(train.loc[:, list(FEATURE_COLUMNS)], train[TARGET])
-        return self
-
-    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
-        return self.model_.predict(rows.loc[:, list(FEATURE_COLUMNS)])
-
-
-def model_metrics(realized: pd.Series, forecast: pd.Series) -> ModelMetrics:
-    return ModelMetrics(
-        rmse=rmse(realized, forecast),
-        mae=mae(realized, forecast),
-        mse_var=mse_var(realized, forecast),
-        qlike=qlike(realized, forecast),
-        mz_r2=mz_r2(realized, forecast),
-    )
-
-
-def by_year(forecasts: pd.DataFrame, models: list[str]) -> dict[str, dict[str, dict[str, float]]]:
-    """RMSE and QLIKE of ``models`` per calendar year: where in time each one wins."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    years = pd.DatetimeIndex(forecasts.index).year
-    for year in sorted(set(years)):
-        rows = forecasts.loc[years == year]
-        out[str(year)] = {
-            m: {"rmse": rmse(rows[REALIZED], rows[m]), "qlike": qlike(rows[REALIZED], rows[m])}
-            for m in models
-        }
-    return out
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    metrics: dict[str, ModelMetrics]
-    ratio_to_har_rv: dict[str, dict[str, float]]
-    best_baseline: dict[str, str]
-    beats: dict[str, bool]
-    dm_tests: list[DMTest]
-    yearly: dict[str, dict[str, dict[str, float]]]
-
-
-def evaluate_forecasts(forecasts: pd.DataFrame, horizon: int) -> Evaluation:
-    """Metrics, ratios to HAR-RV and DM tests of the ``ensemble`` column against the baselines.
-
-    ``forecasts`` has a ``realized`` column, an ``ensemble`` column and one column per baseline
-    (``har_rv`` among them).
-    """
-    realized = forecasts[REALIZED]
-    models = [c for c in forecasts.columns if c != REALIZED]
-    baselines = [m for m in models if m != ENSEMBLE]
-    metrics = {m: model_metrics(realized, forecasts[m]) for m in models}
-    har = metrics[HAR_RV].model_dump()
-    ratios = {
-        m: {k: v / har[k] if har[k] else float("nan") for k, v in metrics[m].model_dump().items()}
-        for m in models
-    }
-    best: dict[str, str] = {}
-    beats: dict[str, bool] = {}
-    for key, lower_better in RANKED.items():
-        values = {b: getattr(metrics[b], key) for b in baselines}
-        pick = min if lower_better else max
-        best[key] = pick(values, key=lambda b: values[b])
-        mine = getattr(metrics[ENSEMBLE], key)
-        beats[key] = bool(mine < values[best[key]] if lower_better else mine > values[best[key]])
-    tests = []
-    for loss_name, loss in LOSSES.items():
-        # One family per loss: the ensemble against every baseline, Holm-adjusted, so a claim
-        # of beating "the best" baseline is not one of several tries reported alone.
-        mine = loss(realized, forecasts[ENSEMBLE])
-        family = [diebold_mariano(mine, loss(realized, forecasts[b]), horizon) for b in baselines]
-        adjusted = holm([r.p_value for r in family])
-        for other, result, p_holm in zip(baselines, family, adjusted, strict=True):
-            tests.append(
-                DMTest(
-                    against=other,
-                    loss=loss_name,
-                    statistic=result.statistic,
-                    p_value=result.p_value,
-                    lags=result.lags,
-                    mean_loss_difference=result.mean_loss_difference,
-                    p_value_holm=p_holm,
-                )
-            )
-    shown = list(dict.fromkeys([ENSEMBLE, HAR_RV, best["rmse"], best["qlike"]]))
-    return Evaluation(metrics, ratios, best, beats, tests, by_year(forecasts, shown))
 
 
 def markdown_table(report: EvaluationReport) -> str:
@@ -257,22 +147,6 @@ def _plots(forecasts: pd.DataFrame, report: EvaluationReport) -> dict[str, bytes
 
 
 @dataclass(frozen=True)
-class Walk:
-    """One benchmark (a symbol at a horizon), ready to cut into pieces."""
-
-    settings: Settings
-    source: str
-    data: pd.DataFrame
-    returns: pd.Series
-    blocks: list[Block]
-    models: list[Any]
-
-    @property
-    def name(self) -> str:
-        return f"{self.settings.symbol} h={self.settings.horizon}"
-
-
-@dataclass(frozen=True)
 class EvaluateOutcome:
     """A benchmark's report and files, or the error that stopped it."""
 
@@ -284,29 +158,13 @@ class EvaluateOutcome:
 
 
 def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -> Walk:
-    """Load and check one benchmark's data and schedule its refits (no model is fitted)."""
+    """Load one benchmark's data and schedule its refits: the ensemble and every baseline,
+    forecast from ``--eval-start`` to the data's end (no model is fitted)."""
     market = load_market_data(settings, downloader=downloader, today=today)
-    data = labeled(build_dataset(market.frame, settings.horizon))
-    returns = log_returns(market.frame["spy_adj_close"])
-    first = int(data.index.searchsorted(pd.Timestamp(settings.eval_start)))
-    purge = settings.horizon
-    if first - purge < MIN_LABELED_ROWS:
-        raise DataError(
-            f"{settings.symbol}: only {max(first - purge, 0)} labeled rows before --eval-start "
-            f"{settings.eval_start} (data from {data.index[0].date() if len(data) else settings.start}); "
-            f"the first refit needs at least {MIN_LABELED_ROWS}. Fix: move --eval-start later "
-            "or --start earlier."
-        )
-    if first >= len(data):
-        raise DataError(
-            f"{settings.symbol}: no labeled rows on or after --eval-start {settings.eval_start} "
-            f"(data ends {data.index[-1].date()}). Fix: move --eval-start earlier."
-        )
-    blocks = schedule(len(data), first, settings.refit_every, purge)
     spec = selection.ensemble_spec(settings)
     core = HARCore(spec.core, spec.core_logs, spec.bias)
     models = [EnsembleForecaster(settings), *default_baselines(settings.horizon, core)]
-    return Walk(settings, market.source, data, returns, blocks, models)
+    return build_walk(settings, market, models, settings.eval_start)
 
 
 def finish(
@@ -314,7 +172,7 @@ def finish(
 ) -> tuple[EvaluationReport, list[Path]]:
     """The report of one finished walk-forward, and its files written to its output."""
     settings = walk.settings
-    result = evaluate_forecasts(forecasts, settings.horizon)
+    result = score_forecasts(forecasts, settings.horizon)
     report = EvaluationReport(
         metrics=result.metrics,
         ratio_to_har_rv=result.ratio_to_har_rv,
@@ -350,36 +208,6 @@ def finish(
         **_plots(forecasts, report),
     }
     return report, write_outputs(output, files)
-
-
-def run_walks(
-    walks: Sequence[Walk], engine: Engine, progress: Progress, what: str
-) -> list[pd.DataFrame | BaseException]:
-    """Every walk-forward of ``walks`` on ``engine``, one model on one refit block per piece:
-    each walk's forecasts (``assemble``), or the first error among its pieces."""
-    pieces: list[Piece] = []
-    owners: list[tuple[int, str, int]] = []  # (walk index, model name, block index)
-    for w, walk in enumerate(walks):
-        data, returns = engine.share(walk.data), engine.share(walk.returns)
-        for k, block in enumerate(walk.blocks):
-            for model in walk.models:
-                label = f"{walk.name} refit {k + 1}/{len(walk.blocks)} {model.name}"
-                pieces.append(Piece(label, forecast_block, (model, data, returns, block)))
-                owners.append((w, model.name, k))
-    outcomes = engine.run(pieces, what, progress)
-    per_walk: list[dict[str, list[Any]]] = [
-        {m.name: [None] * len(walk.blocks) for m in walk.models} for walk in walks
-    ]
-    failed: dict[int, BaseException] = {}
-    for (w, name, k), outcome in zip(owners, outcomes, strict=True):
-        if outcome.error is not None:
-            failed.setdefault(w, outcome.error)
-        else:
-            per_walk[w][name][k] = outcome.value
-    return [
-        failed[w] if w in failed else assemble(walk.data, walk.blocks, per_walk[w])
-        for w, walk in enumerate(walks)
-    ]
 
 
 def evaluate_all(
@@ -526,7 +354,7 @@ def summarize(
                     m: {k: v[k] for k in ("rmse", "qlike")} for m, v in r.ratio_to_har_rv.items()
                 },
                 ratio_to_best_baseline={
-                    m: {k: getattr(mm, k) / best[k] if best[k] else float("nan") for k in best}
+                    m: {k: ratio(getattr(mm, k), best[k]) for k in best}
                     for m, mm in r.metrics.items()
                 },
                 ensemble_beats_every_baseline=r.ensemble_beats_every_baseline,
@@ -594,3 +422,33 @@ def summary_markdown(summary: EvaluationSummary) -> str:
     lines += ["", f"{len(ok)} of {len(summary.results)} benchmarks completed in "
               f"{summary.duration_seconds:.0f}s.", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def run(settings: Settings, _args: argparse.Namespace, say: Progress) -> int:
+    symbols = settings.universe()
+    with open_engine(settings, say) as engine:
+        if symbols is None and settings.horizons is None:
+            report, paths = run_evaluate(settings, say, engine=engine)
+            print(markdown_table(report))
+            print("wrote " + ", ".join(str(p) for p in paths))
+            return 0
+        summary, paths = run_evaluate_universe(
+            settings,
+            symbols or [settings.symbol],
+            settings.horizons or [settings.horizon],
+            say,
+            engine=engine,
+        )
+    print(summary_markdown(summary))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    failed = [r for r in summary.results if r.status == "failed"]
+    if failed:
+        log.error(
+            "%d of %d benchmarks failed (%s); exiting %d",
+            len(failed),
+            len(summary.results),
+            ", ".join(f"{r.symbol} h={r.horizon}: exit {r.exit_code}" for r in failed),
+            EXIT_SOME_SYMBOLS_FAILED,
+        )
+        return EXIT_SOME_SYMBOLS_FAILED
+    return 0

@@ -1,145 +1,36 @@
-"""The monitor command: score both models on data that arrived after training, judge drift,
-recommend a model, append one line to monitoring_history.jsonl."""
+"""``volforecast monitor``: one symbol's model set scored on new data and judged, or a
+universe's; exit 10 with ``--fail-on-retrain`` when retraining is advised."""
 
 from __future__ import annotations
 
-import datetime as dt
+import argparse
 import logging
-from dataclasses import dataclass
+import time
 
-import pandas as pd
-
-from volforecast import drift as rules
-from volforecast.artifacts import MONITORING_HISTORY, CurrentModels, ModelsDirectory
+from volforecast import universe
 from volforecast.config import Settings
-from volforecast.data import Downloader, MarketData, load_market_data
-from volforecast.ensemble import Progress, predict_artifact
-from volforecast.errors import NoNewDataError
-from volforecast.features import TARGET, build_dataset, labeled
-from volforecast.schemas import ModelSummary, MonitoringRecord, TestWindow
+from volforecast.ensemble import Progress
+from volforecast.errors import EXIT_RETRAIN_ADVISED
+from volforecast.monitoring import run_monitor
+from volforecast.summaries import monitoring_summary
+from volforecast.telemetry import publish_runs
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class MonitorResult:
-    record: MonitoringRecord
-
-
-def new_rows(data: pd.DataFrame, current: CurrentModels) -> pd.DataFrame:
-    """Labeled rows Model B never trained on: after its training end and past the purge gap
-    (which starts its test window), so right after training this is Model B's test window."""
-    b = current.dual.model_b
-    start = max(
-        pd.Timestamp(b.training_date_end) + pd.Timedelta(days=1), pd.Timestamp(b.test_date_start)
+def run(settings: Settings, args: argparse.Namespace, say: Progress) -> int:
+    started = time.monotonic()
+    symbols = settings.universe()
+    if symbols is not None:
+        return universe.run_command("monitor", settings, symbols, args.format, say, started)
+    result = run_monitor(settings, say)
+    print(
+        monitoring_summary(result.record)
+        if args.format == "table"
+        else result.record.model_dump_json(indent=2)
     )
-    return data.loc[data.index >= start]
-
-
-def validation_rows(data: pd.DataFrame, current: CurrentModels) -> pd.DataFrame:
-    """Labeled rows of Model A's validation period (those the data holds)."""
-    a = current.dual.model_a
-    return data.loc[
-        (data.index >= pd.Timestamp(a.validation_date_start))
-        & (data.index <= pd.Timestamp(a.validation_date_end))
-    ]
-
-
-def _past_runs(history: list[MonitoringRecord], run_id: str) -> list[rules.PastRun]:
-    return [
-        rules.PastRun(
-            drift_pct=r.drift.model_a_drift_pct, model_b_win_rate=r.comparison.model_b_win_rate
-        )
-        for r in history
-        if r.models_run_id == run_id
-    ]
-
-
-def _summary(info: object) -> ModelSummary:
-    return ModelSummary.model_validate(info, from_attributes=True)
-
-
-def run_monitor(
-    settings: Settings,
-    progress: Progress,
-    *,
-    downloader: Downloader | None = None,
-    now: dt.datetime | None = None,
-    market: MarketData | None = None,
-) -> MonitorResult:
-    now = now or dt.datetime.now(dt.UTC)
-    models = ModelsDirectory.for_settings(settings)
-    # Reading and scoring need no lock and no write access; only the append does.
-    current = models.load_current()
-    dual = current.dual
-    progress(
-        f"monitoring {settings.symbol} model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})"
-    )
-    if settings.horizon != dual.horizon:
-        log.warning(
-            "using the models' horizon of %d days, not --horizon %d",
-            dual.horizon,
-            settings.horizon,
-        )
-    # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
-    market = market or load_market_data(settings, downloader=downloader, today=now.date())
-    data = labeled(build_dataset(market.frame, dual.horizon))
-    fresh = new_rows(data, current)
-    if fresh.empty:
-        raise NoNewDataError(
-            f"no labeled rows after {dual.model_b.training_date_end} in {market.source} "
-            f"(data ends {market.last_date}; a row needs {dual.horizon} later trading days "
-            "for its target). Fix: run monitor after more trading days, or check --as-of."
-        )
-    cols = list(current.model_a["feature_cols"])
-    pred_a = predict_artifact(current.model_a, fresh[cols])
-    pred_b = predict_artifact(current.model_b, fresh[cols])
-    progress(
-        f"scoring both models on {len(fresh)} new rows {fresh.index[0].date()}..{fresh.index[-1].date()}"
-    )
-    wins = rules.windows(fresh[TARGET], pred_a, pred_b)
-    comp = rules.comparison(wins)
-    drift = rules.drift(comp.model_a_rmse, current.validation.validation_rmse)
-    a = dual.model_a
-    reference = data.loc[
-        (data.index >= pd.Timestamp(a.training_date_start))
-        & (data.index <= pd.Timestamp(a.training_date_end)),
-        cols,
-    ]
-    features = rules.feature_drift(reference, fresh[cols])
-    if features.skipped:
-        log.warning("feature drift not computed: %s", features.skipped)
-    with models.lock(settings.lock_timeout, purpose="monitor"):
-        models.recover(settings.archive_keep)
-        # Read under the lock: the consecutive-run rules need every earlier run.
-        history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
-        advice = rules.retraining(
-            drift.model_a_drift_pct, comp.model_b_win_rate, _past_runs(history, dual.run_id)
-        )
-        record = MonitoringRecord(
-            timestamp=now.isoformat(),
-            monitoring_date=settings.as_of or now.date(),
-            model_a=_summary(dual.model_a),
-            model_b=_summary(dual.model_b),
-            test_window=TestWindow(
-                n_samples=len(fresh),
-                date_start=fresh.index[0].date(),
-                date_end=fresh.index[-1].date(),
-            ),
-            drift=drift,
-            comparison=comp,
-            recommendation=rules.recommendation(comp.model_b_win_rate, drift.model_a_drift_pct),
-            recommendation_reason=rules.recommendation_reason(
-                comp.model_b_win_rate, drift.model_a_drift_pct
-            ),
-            windows=wins,
-            models_run_id=dual.run_id,
-            as_of=settings.as_of,
-            data_source=market.source,
-            retraining=advice,
-            feature_drift=features,
-            symbol=settings.symbol,
-        )
-        models.assert_lock_held()
-        models.append_history(MONITORING_HISTORY, record)
-    return MonitorResult(record=record)
+    publish_runs(settings, "monitor", {settings.symbol: result.record}, started)
+    if settings.fail_on_retrain and result.record.retraining.action == "retrain_now":
+        log.warning("retraining is advised; exiting %d (--fail-on-retrain)", EXIT_RETRAIN_ADVISED)
+        return EXIT_RETRAIN_ADVISED
+    return 0

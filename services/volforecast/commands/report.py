@@ -7,6 +7,7 @@ recomputes the current Model A's validation forecasts from the data and writes t
 
 from __future__ import annotations
 
+import argparse
 import base64
 import datetime as dt
 import html
@@ -23,14 +24,14 @@ from volforecast.artifacts import (
     ModelsDirectory,
     write_outputs,
 )
-from volforecast.commands.monitor import validation_rows
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
-from volforecast.drift import DRIFT_PLAN_PCT, DRIFT_RETRAIN_PCT, PSI_THRESHOLD
+from volforecast.drift import PSI_THRESHOLD
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import ArtifactsMissingError, VolforecastError
 from volforecast.features import TARGET, build_dataset, labeled
 from volforecast.plots import drift_over_time, forecasts_vs_realized, psi_bars, rmse_over_time
+from volforecast.policy import DRIFT_PLAN_PCT, DRIFT_RETRAIN_PCT
 from volforecast.schemas import MonitoringRecord, TrainingRecord, TrendReport, TrendSummary
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def validation_forecasts(
     current: CurrentModels, frame: pd.DataFrame
 ) -> tuple[pd.Series, pd.Series]:
     """(realized, Model A forecast) over the current Model A's validation dates."""
-    rows = validation_rows(labeled(build_dataset(frame, current.dual.horizon)), current)
+    rows = current.validation_rows(labeled(build_dataset(frame, current.dual.horizon)))
     cols = list(current.model_a["feature_cols"])
     forecast = pd.Series(predict_artifact(current.model_a, rows[cols]), index=rows.index)
     return rows[TARGET], forecast
@@ -232,3 +233,10 @@ def run_report(
         REPORT_HTML: _html(text, images, notes),
     }
     return ReportResult(report=report, text=text, paths=write_outputs(output, files))
+
+
+def run(settings: Settings, _args: argparse.Namespace, say: Progress) -> int:
+    result = run_report(settings, say)
+    print(result.text)
+    print("wrote " + ", ".join(str(p) for p in result.paths))
+    return 0

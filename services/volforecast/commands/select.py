@@ -11,6 +11,7 @@ choice. Copying ``selection.json`` into the package (``services/volforecast/``) 
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -21,77 +22,37 @@ import pandas as pd
 from volforecast import __version__, selection
 from volforecast.artifacts import ModelsDirectory, write_outputs
 from volforecast.baselines import HAR, HARCore
-from volforecast.commands.evaluate import EnsembleForecaster, Walk, run_walks
-from volforecast.commands.train import MIN_LABELED_ROWS
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
-from volforecast.engine import Engine
+from volforecast.engine import Engine, open_engine
 from volforecast.ensemble import Progress
-from volforecast.errors import DataError
-from volforecast.evaluation import qlike, rmse
-from volforecast.features import build_dataset, labeled, log_returns
 from volforecast.schemas import CandidateScore, SelectionRecord
-from volforecast.walkforward import REALIZED, schedule
+from volforecast.scoring import candidate_scores
+from volforecast.walkforward import EnsembleForecaster, Walk, build_walk, run_walks
 
 SELECTION_MD = "selection.md"
-HAR_RV = "har_rv"
-CORE = "har_core"
 DEFAULT_HORIZONS = (1, 5, 22)
 DEFAULT_SYMBOLS = ("SPY", "QQQ")
 
 
 def dev_walk(settings: Settings, market: MarketData, candidates: Sequence[str]) -> Walk:
     """One development series at one horizon: the candidates and the yardsticks, refit every
-    ``--refit-every`` days from ``--dev-eval-start`` to the day before ``--eval-start``."""
-    dev_end = settings.eval_start - dt.timedelta(days=1)
-    frame = market.until(dev_end).frame
-    frame = frame.loc[frame.index >= pd.Timestamp(settings.dev_start)]
-    data = labeled(build_dataset(frame, settings.horizon))
-    returns = log_returns(frame["spy_adj_close"])
-    name = f"{settings.symbol} h={settings.horizon}"
-    if data.empty:
-        raise DataError(
-            f"{name}: no labeled rows between --dev-start {settings.dev_start} and {dev_end}. "
-            "Fix: move --dev-start earlier or --eval-start later."
-        )
-    first = int(data.index.searchsorted(pd.Timestamp(settings.dev_eval_start)))
-    purge = settings.horizon
-    if first - purge < MIN_LABELED_ROWS or first >= len(data):
-        raise DataError(
-            f"{name}: the development period needs at least {MIN_LABELED_ROWS} labeled rows "
-            f"before --dev-eval-start {settings.dev_eval_start} and some after it, before "
-            f"{settings.eval_start} (labeled rows {data.index[0].date()}..{data.index[-1].date()}). "
-            "Fix: move --dev-start earlier or --dev-eval-start later."
-        )
-    blocks = schedule(len(data), first, settings.refit_every, purge)
+    ``--refit-every`` days from ``--dev-eval-start`` to the day before ``--eval-start``; no
+    row after that day is read."""
+    frame = market.until(settings.eval_start - dt.timedelta(days=1)).frame
+    dev = MarketData(frame.loc[frame.index >= pd.Timestamp(settings.dev_start)], market.source)
     models: list[object] = [
         EnsembleForecaster(settings.model_copy(update={"candidate": c}), name=c) for c in candidates
     ]
     models += [HAR("rv"), HARCore()]
-    return Walk(settings, market.source, data, returns, blocks, models)
-
-
-def score_walk(forecasts: pd.DataFrame, symbol: str, horizon: int) -> list[CandidateScore]:
-    """Every model's development losses, over HAR-RV's."""
-    realized = forecasts[REALIZED]
-    har = (rmse(realized, forecasts[HAR_RV]), qlike(realized, forecasts[HAR_RV]))
-    out = []
-    for model in (c for c in forecasts.columns if c != REALIZED):
-        r, q = rmse(realized, forecasts[model]), qlike(realized, forecasts[model])
-        out.append(
-            CandidateScore(
-                symbol=symbol,
-                horizon=horizon,
-                model=model,
-                n_forecasts=len(forecasts),
-                rmse=r,
-                qlike=q,
-                rmse_ratio_har_rv=r / har[0],
-                qlike_ratio_har_rv=q / har[1],
-                log_score=selection.log_score(r / har[0], q / har[1]),
-            )
-        )
-    return out
+    return build_walk(
+        settings,
+        dev,
+        models,
+        settings.dev_eval_start,
+        first_flag="--dev-eval-start",
+        start_flag="--dev-start",
+    )
 
 
 def run_select(
@@ -134,7 +95,7 @@ def run_select(
     for walk, forecasts in zip(walks, run_walks(walks, engine, progress, "select"), strict=True):
         if isinstance(forecasts, BaseException):
             raise forecasts
-        scores += score_walk(forecasts, walk.settings.symbol, walk.settings.horizon)
+        scores += candidate_scores(forecasts, walk.settings.symbol, walk.settings.horizon)
     chosen = selection.choose(scores, selection.CANDIDATES)
     record = SelectionRecord(
         created_at=now.isoformat(),
@@ -197,3 +158,11 @@ def selection_markdown(record: SelectionRecord) -> str:
         lines.append("")
     lines.append(f"Selection took {record.duration_seconds:.0f}s.")
     return "\n".join(lines) + "\n"
+
+
+def run(settings: Settings, _args: argparse.Namespace, say: Progress) -> int:
+    with open_engine(settings, say) as engine:
+        result, paths = run_select(settings, say, engine=engine)
+    print(selection_markdown(result))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0

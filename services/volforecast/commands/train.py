@@ -1,264 +1,28 @@
-"""The train command: data -> features -> Model A and Model B -> one published set + history."""
+"""``volforecast train``: one symbol's model set trained and published, or a universe's."""
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
-import secrets
+import argparse
 import time
-from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from volforecast import __version__, selection
-from volforecast.artifacts import (
-    DUAL_FILE,
-    MODEL_A_FILE,
-    MODEL_B_FILE,
-    VALIDATION_FILE,
-    ModelsDirectory,
-    serialize_model,
-    sha256,
-)
+from volforecast import universe
 from volforecast.config import Settings
-from volforecast.data import Downloader, MarketData, load_market_data
-from volforecast.ensemble import Progress, StackedEnsemble
-from volforecast.errors import DataError
-from volforecast.evaluation import Scores, Split, model_a_split, model_b_split, score
-from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
-from volforecast.runtime import fit_threads
-from volforecast.schemas import (
-    DateRange,
-    DualModelBaseline,
-    ModelAInfo,
-    ModelBInfo,
-    TrainingRecord,
-    ValidationBaseline,
-)
-
-log = logging.getLogger(__name__)
-
-TRAIN_FRACTION = 0.9
-MODEL_B_TEST_ROWS = 30
-# Below this many labeled rows the out-of-fold blocks and the holdouts get too small to trust.
-MIN_LABELED_ROWS = 500
+from volforecast.ensemble import Progress
+from volforecast.summaries import training_summary
+from volforecast.telemetry import publish_runs
+from volforecast.training import run_train
 
 
-@dataclass(frozen=True)
-class FittedModel:
-    ensemble: StackedEnsemble
-    split: Split
-    train_index: pd.DatetimeIndex
-    eval_index: pd.DatetimeIndex
-    scores: Scores
-    eval_predictions: np.ndarray
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    run_id: str
-    record: TrainingRecord
-    validation: ValidationBaseline
-    dual: DualModelBaseline
-    model_a: FittedModel
-    model_b: FittedModel
-
-
-def new_run_id(now: dt.datetime) -> str:
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def make_ensemble(settings: Settings) -> StackedEnsemble:
-    """The ensemble both ``train`` and ``evaluate`` fit: one place, so they cannot differ."""
-    return StackedEnsemble(
-        horizon=settings.horizon,
-        seed=settings.seed,
-        n_jobs=fit_threads(settings.threads),
-        **selection.ensemble_kwargs(selection.ensemble_spec(settings)),
-    )
-
-
-def fit_on_split(
-    data: pd.DataFrame, split: Split, settings: Settings, progress: Progress
-) -> FittedModel:
-    X = data.loc[:, list(FEATURE_COLUMNS)]
-    y = data[TARGET]
-    ensemble = make_ensemble(settings)
-    ensemble.fit(X.iloc[split.train], y.iloc[split.train], progress=progress)
-    progress(
-        "out-of-fold mix: "
-        + ", ".join(f"{k} {w:.2f}" for k, w in ensemble.mix_weights_.items())
-        + " (core: the linear core alone)"
-    )
-    preds = ensemble.predict(X.iloc[split.evaluate])
-    return FittedModel(
-        ensemble=ensemble,
-        split=split,
-        train_index=pd.DatetimeIndex(X.index[split.train]),
-        eval_index=pd.DatetimeIndex(X.index[split.evaluate]),
-        scores=score(y.iloc[split.evaluate], preds),
-        eval_predictions=preds,
-    )
-
-
-def _day(ts: Any) -> dt.date:
-    return pd.Timestamp(ts).date()
-
-
-def train_models(
-    market: MarketData, settings: Settings, run_id: str, now: dt.datetime, progress: Progress
-) -> tuple[TrainingResult, dict[str, bytes]]:
-    """Fit both models and build every file of the set (in memory; nothing is written)."""
+def run(settings: Settings, args: argparse.Namespace, say: Progress) -> int:
     started = time.monotonic()
-    data = labeled(build_dataset(market.frame, settings.horizon))
-    n = len(data)
-    if n < MIN_LABELED_ROWS:
-        raise DataError(
-            f"only {n} labeled rows from {market.source} between {settings.start} and "
-            f"{settings.as_of or market.last_date}; training needs at least {MIN_LABELED_ROWS} "
-            "(about two years). Fix: move --start earlier or --as-of later."
-        )
-    spec = selection.ensemble_spec(settings)
-    progress(
-        f"ensemble settings {spec.name}"
-        + (
-            " (--candidate)"
-            if settings.candidate
-            else f" (packaged selection, h={settings.horizon})"
-        )
+    symbols = settings.universe()
+    if symbols is not None:
+        return universe.run_command("train", settings, symbols, args.format, say, started)
+    result = run_train(settings, say)
+    print(
+        training_summary(result.record)
+        if args.format == "table"
+        else result.record.model_dump_json(indent=2)
     )
-    purge = settings.horizon
-    split_a = model_a_split(n, TRAIN_FRACTION, purge)
-    split_b = model_b_split(n, MODEL_B_TEST_ROWS, purge)
-    progress(
-        f"Model A (90%): {split_a.n_train} training rows, {split_a.n_evaluate} validation rows"
-    )
-    fit_a = fit_on_split(data, split_a, settings, lambda m: progress(f"Model A: {m}"))
-    progress(f"Model B (all-30): {split_b.n_train} training rows, {split_b.n_evaluate} test rows")
-    fit_b = fit_on_split(data, split_b, settings, lambda m: progress(f"Model B: {m}"))
-
-    stamp = now.isoformat()
-    as_of_day = settings.as_of or now.date()
-    common = {
-        "run_id": run_id,
-        "horizon": settings.horizon,
-        "target": f"realized volatility of the next {settings.horizon} trading days (daily units)",
-        "created_at": stamp,
-        "volforecast_version": __version__,
-        "symbol": settings.symbol,
-        "ensemble_settings": spec.name,
-    }
-    blobs = {}
-    for name, fit, label in ((MODEL_A_FILE, fit_a, "A"), (MODEL_B_FILE, fit_b, "B")):
-        blobs[name] = serialize_model(
-            fit.ensemble.artifact(
-                list(FEATURE_COLUMNS),
-                model=label,
-                training_date_start=_day(fit.train_index[0]),
-                training_date_end=_day(fit.train_index[-1]),
-                training_samples=len(fit.train_index),
-                mix_weights=dict(fit.ensemble.mix_weights_),
-                **common,
-            )
-        )
-    a_info = ModelAInfo(
-        training_samples=len(fit_a.train_index),
-        training_date_start=_day(fit_a.train_index[0]),
-        training_date_end=_day(fit_a.train_index[-1]),
-        validation_rmse=fit_a.scores.rmse,
-        validation_mae=fit_a.scores.mae,
-        validation_r2=fit_a.scores.r2,
-        validation_samples=fit_a.scores.n,
-        validation_date_start=_day(fit_a.eval_index[0]),
-        validation_date_end=_day(fit_a.eval_index[-1]),
-        sha256=sha256(blobs[MODEL_A_FILE]),
-    )
-    b_info = ModelBInfo(
-        training_samples=len(fit_b.train_index),
-        training_date_start=_day(fit_b.train_index[0]),
-        training_date_end=_day(fit_b.train_index[-1]),
-        test_samples=fit_b.scores.n,
-        test_date_start=_day(fit_b.eval_index[0]),
-        test_date_end=_day(fit_b.eval_index[-1]),
-        test_rmse=fit_b.scores.rmse,
-        test_mae=fit_b.scores.mae,
-        test_r2=fit_b.scores.r2,
-        note=f"Model B held out last {MODEL_B_TEST_ROWS} samples for testing",
-        sha256=sha256(blobs[MODEL_B_FILE]),
-    )
-    validation = ValidationBaseline(
-        validation_rmse=a_info.validation_rmse,
-        validation_mae=a_info.validation_mae,
-        validation_r2=a_info.validation_r2,
-        timestamp=stamp,
-        train_val_split=TRAIN_FRACTION,
-        date_range=DateRange(
-            train_start=a_info.training_date_start,
-            train_end=a_info.training_date_end,
-            val_start=a_info.validation_date_start,
-            val_end=a_info.validation_date_end,
-        ),
-        run_id=run_id,
-        horizon=settings.horizon,
-        purge_rows=purge,
-        validation_samples=a_info.validation_samples,
-        model_sha256=a_info.sha256,
-        symbol=settings.symbol,
-    )
-    dual = DualModelBaseline(
-        timestamp=stamp,
-        model_a=a_info,
-        model_b=b_info,
-        run_id=run_id,
-        horizon=settings.horizon,
-        purge_rows=purge,
-        feature_cols=list(FEATURE_COLUMNS),
-        data_source=market.source,
-        data_end=market.last_date,
-        symbol=settings.symbol,
-    )
-    record = TrainingRecord(
-        timestamp=stamp,
-        training_date=as_of_day,
-        model_a=a_info,
-        model_b=b_info,
-        run_id=run_id,
-        horizon=settings.horizon,
-        data_source=market.source,
-        data_end=market.last_date,
-        as_of=settings.as_of,
-        duration_seconds=round(time.monotonic() - started, 3),
-        symbol=settings.symbol,
-        ensemble_settings=spec.name,
-    )
-    blobs[VALIDATION_FILE] = validation.model_dump_json(indent=2).encode()
-    blobs[DUAL_FILE] = dual.model_dump_json(indent=2).encode()
-    result = TrainingResult(run_id, record, validation, dual, fit_a, fit_b)
-    return result, blobs
-
-
-def run_train(
-    settings: Settings,
-    progress: Progress,
-    *,
-    downloader: Downloader | None = None,
-    now: dt.datetime | None = None,
-    market: MarketData | None = None,
-) -> TrainingResult:
-    """Train under the models-directory lock and publish the set; nothing changes on failure."""
-    now = now or dt.datetime.now(dt.UTC)
-    run_id = new_run_id(now)
-    models = ModelsDirectory.for_settings(settings)
-    with models.lock(settings.lock_timeout, purpose="train", create=True):
-        models.recover(settings.archive_keep)
-        progress(f"training run {run_id} ({settings.symbol})")
-        # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
-        market = market or load_market_data(settings, downloader=downloader, today=now.date())
-        for note in market.notes:
-            progress(note)
-        result, blobs = train_models(market, settings, run_id, now, progress)
-        progress(f"writing the model set to {models.root}")
-        models.commit(run_id, blobs, result.record, keep=settings.archive_keep)
-    return result
+    publish_runs(settings, "train", {settings.symbol: result.record}, started)
+    return 0

@@ -1,4 +1,4 @@
-"""Universe runs: train, monitor or predict over a list of symbols in one command.
+"""Universe runs: train, monitor or predict over a list of symbols in one run.
 
 Each symbol is one piece of work for the engine (a Dask task for train and monitor; predict is
 cheap and runs in this process). Every symbol gets its own complete models directory, lock and
@@ -19,9 +19,13 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from volforecast.config import Settings
-from volforecast.engine import Engine, Outcome, Piece
-from volforecast.errors import exit_code_of
+from volforecast.engine import Engine, Outcome, Piece, open_engine
+from volforecast.errors import EXIT_RETRAIN_ADVISED, EXIT_SOME_SYMBOLS_FAILED, exit_code_of
+from volforecast.forecasting import run_predict
+from volforecast.monitoring import run_monitor
 from volforecast.schemas import UniverseRow, UniverseSummary
+from volforecast.telemetry import publish_runs
+from volforecast.training import run_train
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +54,18 @@ def _say(symbol: str) -> Callable[[str], None]:
 
 def train_symbol(settings: Settings) -> BaseModel:
     """One symbol's train run (a Dask task): its training record."""
-    from volforecast.commands.train import run_train
-
     _worker_logging(settings.log_level)
     return run_train(settings, _say(settings.symbol)).record
 
 
 def monitor_symbol(settings: Settings) -> BaseModel:
     """One symbol's monitor run (a Dask task): its monitoring record."""
-    from volforecast.commands.monitor import run_monitor
-
     _worker_logging(settings.log_level)
     return run_monitor(settings, _say(settings.symbol)).record
 
 
 def predict_symbol(settings: Settings, requested: Literal["a", "b"] | None) -> BaseModel:
     """One symbol's forecast."""
-    from volforecast.commands.predict import run_predict
-
     return run_predict(settings, _say(settings.symbol), requested=requested)
 
 
@@ -171,3 +169,52 @@ def universe_table(result: UniverseResult) -> str:
         + (f" ({', '.join(r.symbol for r in failed)})" if failed else "")
     )
     return "\n".join(lines)
+
+
+def run_command(
+    command: Command,
+    settings: Settings,
+    symbols: list[str],
+    output_format: str,
+    progress: Callable[[str], None],
+    started: float,
+    requested: Literal["a", "b"] | None = None,
+) -> int:
+    """``volforecast train|monitor|predict --symbols ...``: the run, its summary on stdout, the
+    metrics of the symbols that succeeded, and the exit code (11 if any symbol failed; 10 for
+    monitor with --fail-on-retrain when retraining is advised)."""
+    progress(f"{command} {len(symbols)} symbols: {', '.join(symbols)}")
+    if command == "predict":  # a forecast takes a second: not worth starting a cluster
+        result = run_universe(command, settings, symbols, Engine(), progress, requested=requested)
+    else:
+        with open_engine(settings, progress) as engine:
+            result = run_universe(command, settings, symbols, engine, progress)
+    print(
+        universe_table(result)
+        if output_format == "table"
+        else result.summary.model_dump_json(indent=2)
+    )
+    if command != "predict":
+        publish_runs(settings, command, result.records, started)
+    if result.failed:
+        for row in result.failed:
+            log.error("%s %s failed (exit %d): %s", command, row.symbol, row.exit_code, row.error)
+        log.error(
+            "%d of %d symbols failed; exiting %d",
+            len(result.failed),
+            len(symbols),
+            EXIT_SOME_SYMBOLS_FAILED,
+        )
+        return EXIT_SOME_SYMBOLS_FAILED
+    advised = [
+        s for s, r in result.records.items() if getattr(r, "retraining", None) is not None
+        and r.retraining.action == "retrain_now"
+    ]  # fmt: skip
+    if command == "monitor" and settings.fail_on_retrain and advised:
+        log.warning(
+            "retraining is advised for %s; exiting %d (--fail-on-retrain)",
+            ", ".join(advised),
+            EXIT_RETRAIN_ADVISED,
+        )
+        return EXIT_RETRAIN_ADVISED
+    return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from volforecast.schemas import MonitoringRecord, TrainingRecord
+from volforecast.schemas import Forecast, MonitoringRecord, TrainingRecord
 
 
 def training_summary(record: TrainingRecord) -> str:
@@ -53,3 +53,16 @@ def monitoring_summary(record: MonitoringRecord) -> str:
         + "".join(f"\n  - {reason}" for reason in record.retraining.reasons),
     ]
     return "\n".join(rows)
+
+
+def forecast_table(forecast: Forecast) -> str:
+    """The forecast for people."""
+    rows = [
+        ("forecast", f"{forecast.symbol} {forecast.forecast_annualized_pct:.2f}% annualized "
+                     f"({forecast.forecast_daily:.6f} daily)"),
+        ("horizon", f"next {forecast.horizon} trading days after {forecast.features_date}"),
+        ("model", f"Model {forecast.model} ({forecast.model_file}), {forecast.model_choice}"),
+        ("trained", f"run {forecast.run_id}, data to {forecast.training_date_end}"),
+        ("data", f"{forecast.data_source}, as of {forecast.as_of}"),
+    ]  # fmt: skip
+    return "\n".join(f"{k:<10}{v}" for k, v in rows)

@@ -4,12 +4,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from volforecast.evaluation import (
+from volforecast.metrics import (
     diebold_mariano,
-    holdout_split,
     mae,
-    model_a_split,
-    model_b_split,
     mse_var,
     mz_r2,
     newey_west_lags,
@@ -17,31 +14,6 @@ from volforecast.evaluation import (
     r2,
     rmse,
 )
-
-
-def test_model_a_split_trains_on_first_ninety_percent_less_purge():
-    split = model_a_split(1000, 0.9, purge=5)
-    assert (split.train.start, split.train.stop) == (0, 895)
-    assert (split.evaluate.start, split.evaluate.stop) == (900, 1000)
-    assert split.n_train == 895 and split.n_evaluate == 100 and split.purged == 5
-
-
-def test_model_b_split_tests_on_last_thirty_rows():
-    split = model_b_split(1000, 30, purge=5)
-    assert (split.train.stop, split.evaluate.start, split.n_evaluate) == (965, 970, 30)
-
-
-@pytest.mark.parametrize("horizon", [1, 5, 22])
-def test_holdout_split_has_no_training_target_inside_evaluation_rows_when_purged(horizon):
-    split = holdout_split(500, 50, purge=horizon)
-    last_train = split.train.stop - 1
-    # Row i's target uses returns of rows i+1..i+horizon: all must precede the first evaluated row.
-    assert last_train + horizon < split.evaluate.start
-
-
-def test_holdout_split_raises_when_rows_are_too_few():
-    with pytest.raises(ValueError, match="cannot hold"):
-        holdout_split(30, 30, purge=5)
 
 
 def test_metrics_match_hand_computed_values():
@@ -94,20 +66,20 @@ def test_diebold_mariano_is_not_significant_when_losses_are_equal_in_distributio
 
 
 def test_holm_multiplies_the_kth_smallest_p_value_by_m_minus_k_plus_one_and_keeps_order():
-    from volforecast.evaluation import holm
+    from volforecast.metrics import holm
 
     # Sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> raised to 0.06.
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
 
 
 def test_holm_caps_adjusted_p_values_at_one():
-    from volforecast.evaluation import holm
+    from volforecast.metrics import holm
 
     assert holm([0.6, 0.9]) == [1.0, 1.0]
 
 
 def test_qlike_leaves_out_days_of_zero_realized_volatility_and_counts_them():
-    from volforecast.evaluation import qlike_excluded, qlike_loss
+    from volforecast.metrics import qlike_excluded, qlike_loss
 
     realized = np.array([0.01, 0.0, 0.02])
     forecast = np.array([0.01, 0.01, 0.01])

@@ -1,0 +1,95 @@
+"""The forecast users consume: from the latest data, with the model the latest monitoring run
+on the current set recommends (Model A when there is none) or the one asked for.
+
+``volforecast predict``, universe runs and the replay all forecast through ``run_predict``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Literal
+
+from volforecast.artifacts import (
+    MODEL_A_FILE,
+    MODEL_B_FILE,
+    MONITORING_HISTORY,
+    CurrentModels,
+    ModelsDirectory,
+)
+from volforecast.config import Settings
+from volforecast.data import Downloader, MarketData, load_market_data
+from volforecast.ensemble import Progress, predict_artifact
+from volforecast.errors import DataError
+from volforecast.features import ANNUALIZED_PCT, WARMUP_ROWS, build_dataset
+from volforecast.policy import USE_B
+from volforecast.schemas import Forecast, MonitoringRecord
+
+log = logging.getLogger(__name__)
+
+ModelChoice = Literal["a", "b"]
+
+
+def choose_model(
+    current: CurrentModels, history: list[MonitoringRecord], requested: ModelChoice | None
+) -> tuple[Literal["A", "B"], str]:
+    """The model to use and why: ``requested``, else the latest monitoring run on this model
+    set, else Model A (the conservative default)."""
+    if requested is not None:
+        label: Literal["A", "B"] = "A" if requested == "a" else "B"
+        return label, f"--model {requested}"
+    mine = [r for r in history if r.models_run_id == current.run_id]
+    if not mine:
+        return "A", "no monitoring run on this model set yet: Model A (the default)"
+    latest = mine[-1]
+    label = "B" if latest.recommendation == USE_B else "A"
+    return label, f"monitoring run of {latest.monitoring_date} recommends {latest.recommendation}"
+
+
+def run_predict(
+    settings: Settings,
+    progress: Progress,
+    *,
+    requested: ModelChoice | None = None,
+    downloader: Downloader | None = None,
+    now: dt.datetime | None = None,
+    market: MarketData | None = None,
+) -> Forecast:
+    now = now or dt.datetime.now(dt.UTC)
+    models = ModelsDirectory.for_settings(settings)
+    # No lock: a committed set is immutable, so predict works on a read-only models volume.
+    current = models.load_current()
+    history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
+    label, why = choose_model(current, history, requested)
+    artifact = current.model_a if label == "A" else current.model_b
+    info = current.dual.model_a if label == "A" else current.dual.model_b
+    horizon = current.dual.horizon
+    # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
+    market = market or load_market_data(settings, downloader=downloader, today=now.date())
+    features = build_dataset(market.frame, horizon)
+    if features.empty:
+        raise DataError(
+            f"{market.source}: no row has complete features (need {WARMUP_ROWS} trading days of history). "
+            "Fix: move --start earlier."
+        )
+    cols = list(artifact["feature_cols"])
+    last = features.iloc[[-1]]
+    value = float(predict_artifact(artifact, last[cols])[0])
+    features_date = last.index[0].date()
+    progress(
+        f"Model {label} ({why}) forecasts {horizon}-day volatility from features of {features_date}"
+    )
+    return Forecast(
+        as_of=settings.as_of or market.last_date,
+        features_date=features_date,
+        horizon=horizon,
+        forecast_daily=value,
+        forecast_annualized_pct=value * ANNUALIZED_PCT,
+        model=label,
+        model_file=MODEL_A_FILE if label == "A" else MODEL_B_FILE,
+        model_choice=why,
+        run_id=current.run_id,
+        training_date_end=info.training_date_end,
+        data_source=market.source,
+        symbol=settings.symbol,
+    )

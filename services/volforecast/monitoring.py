@@ -1,0 +1,124 @@
+"""Monitoring a model set: score both models on data that arrived after training, measure
+drift, recommend a model, append one line to monitoring_history.jsonl.
+
+``volforecast monitor``, universe runs and the replay all monitor through ``run_monitor``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from volforecast import drift, policy
+from volforecast.artifacts import MONITORING_HISTORY, ModelsDirectory
+from volforecast.config import Settings
+from volforecast.data import Downloader, MarketData, load_market_data
+from volforecast.ensemble import Progress, predict_artifact
+from volforecast.errors import NoNewDataError
+from volforecast.features import TARGET, build_dataset, labeled
+from volforecast.schemas import ModelSummary, MonitoringRecord, TestWindow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    record: MonitoringRecord
+
+
+def _past_runs(history: list[MonitoringRecord], run_id: str) -> list[policy.PastRun]:
+    return [
+        policy.PastRun(
+            drift_pct=r.drift.model_a_drift_pct, model_b_win_rate=r.comparison.model_b_win_rate
+        )
+        for r in history
+        if r.models_run_id == run_id
+    ]
+
+
+def _summary(info: object) -> ModelSummary:
+    return ModelSummary.model_validate(info, from_attributes=True)
+
+
+def run_monitor(
+    settings: Settings,
+    progress: Progress,
+    *,
+    downloader: Downloader | None = None,
+    now: dt.datetime | None = None,
+    market: MarketData | None = None,
+) -> MonitorResult:
+    now = now or dt.datetime.now(dt.UTC)
+    models = ModelsDirectory.for_settings(settings)
+    # Reading and scoring need no lock and no write access; only the append does.
+    current = models.load_current()
+    dual = current.dual
+    progress(
+        f"monitoring {settings.symbol} model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})"
+    )
+    if settings.horizon != dual.horizon:
+        log.warning(
+            "using the models' horizon of %d days, not --horizon %d",
+            dual.horizon,
+            settings.horizon,
+        )
+    # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
+    market = market or load_market_data(settings, downloader=downloader, today=now.date())
+    data = labeled(build_dataset(market.frame, dual.horizon))
+    fresh = current.new_rows(data)
+    if fresh.empty:
+        raise NoNewDataError(
+            f"no labeled rows after {dual.model_b.training_date_end} in {market.source} "
+            f"(data ends {market.last_date}; a row needs {dual.horizon} later trading days "
+            "for its target). Fix: run monitor after more trading days, or check --as-of."
+        )
+    cols = list(current.model_a["feature_cols"])
+    pred_a = predict_artifact(current.model_a, fresh[cols])
+    pred_b = predict_artifact(current.model_b, fresh[cols])
+    progress(
+        f"scoring both models on {len(fresh)} new rows {fresh.index[0].date()}..{fresh.index[-1].date()}"
+    )
+    wins = drift.windows(fresh[TARGET], pred_a, pred_b)
+    comp = drift.comparison(wins)
+    rmse_drift = drift.drift(comp.model_a_rmse, current.validation.validation_rmse)
+    reference = current.training_rows(data)[cols]
+    features = drift.feature_drift(reference, fresh[cols])
+    if features.skipped:
+        log.warning("feature drift not computed: %s", features.skipped)
+    with models.lock(settings.lock_timeout, purpose="monitor"):
+        models.recover(settings.archive_keep)
+        # Read under the lock: the consecutive-run rules need every earlier run.
+        history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
+        advice = policy.retraining(
+            rmse_drift.model_a_drift_pct, comp.model_b_win_rate, _past_runs(history, dual.run_id)
+        )
+        record = MonitoringRecord(
+            timestamp=now.isoformat(),
+            monitoring_date=settings.as_of or now.date(),
+            model_a=_summary(dual.model_a),
+            model_b=_summary(dual.model_b),
+            test_window=TestWindow(
+                n_samples=len(fresh),
+                date_start=fresh.index[0].date(),
+                date_end=fresh.index[-1].date(),
+            ),
+            drift=rmse_drift,
+            comparison=comp,
+            recommendation=policy.recommendation(
+                comp.model_b_win_rate, rmse_drift.model_a_drift_pct
+            ),
+            recommendation_reason=policy.recommendation_reason(
+                comp.model_b_win_rate, rmse_drift.model_a_drift_pct
+            ),
+            windows=wins,
+            models_run_id=dual.run_id,
+            as_of=settings.as_of,
+            data_source=market.source,
+            retraining=advice,
+            feature_drift=features,
+            symbol=settings.symbol,
+        )
+        models.assert_lock_held()
+        models.append_history(MONITORING_HISTORY, record)
+    return MonitorResult(record=record)
