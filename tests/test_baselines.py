@@ -15,8 +15,8 @@ from volforecast.baselines import (
 )
 from volforecast.data import align, validate_prices
 from volforecast.ensemble import StackedEnsemble
-from volforecast.metrics import qlike
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
+from volforecast.metrics import qlike
 from volforecast.walkforward import REALIZED, schedule, walk_forward
 
 from .conftest import synthetic_market

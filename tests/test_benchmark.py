@@ -9,14 +9,13 @@ import pytest
 
 from volforecast.artifacts import ModelsDirectory
 from volforecast.cli import main
-from volforecast.scoring import score_forecasts
-from volforecast.walkforward import ENSEMBLE
 from volforecast.config import build_settings
 from volforecast.data import load_market_data
 from volforecast.ensemble import predict_artifact
 from volforecast.features import FEATURE_COLUMNS, build_dataset, labeled
 from volforecast.schemas import EvaluationReport
-from volforecast.walkforward import REALIZED, Block, schedule, walk_forward
+from volforecast.scoring import score_forecasts
+from volforecast.walkforward import ENSEMBLE, REALIZED, Block, schedule, walk_forward
 
 from .conftest import cli_args, synthetic_market, write_market
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from volforecast.cli import main
-from volforecast.policy import recommendation_reason
 from volforecast.plots import _time_axis
+from volforecast.policy import recommendation_reason
 
 from .conftest import cli_args, snapshot
 

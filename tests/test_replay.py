@@ -12,8 +12,8 @@ import pytest
 
 from volforecast.cli import main
 from volforecast.commands.replay import run_replay
-from volforecast.replaying import ALWAYS_A, POLICIES, alarm_score, bad_periods, periods
 from volforecast.config import build_settings
+from volforecast.replaying import ALWAYS_A, POLICIES, alarm_score, bad_periods, periods
 from volforecast.schemas import MonitoringRecord, ReplayReport, TrainingRecord
 
 from .conftest import synthetic_market, write_market

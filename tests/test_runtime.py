@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from volforecast.selection import make_ensemble
 from volforecast.runtime import (
     Stopped,
     available_cpus,
@@ -15,6 +14,7 @@ from volforecast.runtime import (
     signals_deferred,
     stop_on_signals,
 )
+from volforecast.selection import make_ensemble
 
 AFFINITY = len(os.sched_getaffinity(0))
 

@@ -12,9 +12,9 @@ import pytest
 from volforecast import ensemble, selection
 from volforecast.cli import main
 from volforecast.commands.select import run_select
-from volforecast.selection import make_ensemble
 from volforecast.errors import ConfigError
 from volforecast.schemas import CandidateScore, CandidateSpec, SelectionRecord
+from volforecast.selection import make_ensemble
 
 from .conftest import synthetic_market, write_market
 
