@@ -173,7 +173,7 @@ def project(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 def _hold_lock(root: str, ready: object, release: object) -> None:
-    from volforecast.artifacts import ModelsDirectory
+    from volforecast.store import ModelsDirectory
 
     with ModelsDirectory(Path(root)).lock(30, "holder"):
         ready.set()  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ STEP_FUNCTIONS = ("mkdir", "rename", "replace", "symlink", "unlink", "rmdir", "w
 
 
 def _arm(kill_at: int, steps_file: Path) -> None:
-    from volforecast.artifacts import ModelsDirectory
+    from volforecast.store import ModelsDirectory
 
     state = {"armed": False, "count": 0}
 

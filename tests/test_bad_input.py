@@ -89,7 +89,7 @@ def _disk_full(_root: Path, mp: pytest.MonkeyPatch) -> None:
     def full(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    mp.setattr("volforecast.artifacts._write_file", full)
+    mp.setattr("volforecast.atomic.write_new_file", full)
 
 
 CASES = [

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from volforecast.artifacts import ModelsDirectory
 from volforecast.cli import main
 from volforecast.config import build_settings
 from volforecast.data import load_market_data
@@ -15,6 +14,7 @@ from volforecast.ensemble import predict_artifact
 from volforecast.features import FEATURE_COLUMNS, build_dataset, labeled
 from volforecast.schemas import EvaluationReport
 from volforecast.scoring import score_forecasts
+from volforecast.store import ModelsDirectory
 from volforecast.walkforward import ENSEMBLE, REALIZED, Block, schedule, walk_forward
 
 from .conftest import cli_args, synthetic_market, write_market

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from volforecast.artifacts import TRAINING_HISTORY, ModelsDirectory
 from volforecast.cli import main
+from volforecast.store import TRAINING_HISTORY, ModelsDirectory
 
 from .conftest import synthetic_market, write_market
 

@@ -19,8 +19,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from volforecast import artifacts
-from volforecast.artifacts import (
+from volforecast import atomic
+from volforecast.cli import main
+from volforecast.config import option_names
+from volforecast.store import (
     DUAL_FILE,
     MANIFEST_FILE,
     MODEL_A_FILE,
@@ -30,8 +32,7 @@ from volforecast.artifacts import (
     ModelsDirectory,
     sha256,
 )
-from volforecast.cli import main
-from volforecast.config import option_names
+from volforecast.store import history as store_history
 
 from .conftest import cli_args, snapshot
 
@@ -73,7 +74,7 @@ def test_1_train_leaves_directory_as_before_and_says_so_when_history_append_fill
 
     def full(self: ModelsDirectory, name: str, record: object) -> None:
         if name == TRAINING_HISTORY:
-            raise artifacts._storage_error(
+            raise store_history.storage_error(
                 "append to", self.root / name, OSError(errno.ENOSPC, "No space left on device")
             )
         real(self, name, record)  # type: ignore[arg-type]
@@ -100,14 +101,14 @@ def test_3_train_leaves_no_set_behind_when_models_directory_refuses_the_switch(
     project: Path, monkeypatch, capsys
 ):
     before = snapshot(project / "models")
-    real = artifacts._replace_symlink
+    real = atomic.replace_symlink
 
     def immutable(link: Path, target: str) -> None:  # `chattr +i models/`
         if link.parent == project / "models" and str(link.readlink()) != target:
             raise OSError(errno.EPERM, "Operation not permitted")
         real(link, target)
 
-    monkeypatch.setattr(artifacts, "_replace_symlink", immutable)
+    monkeypatch.setattr(atomic, "replace_symlink", immutable)
     assert main(cli_args(project, "train", "--as-of", TRAINED_ON)) == 8
     assert "nothing was changed" in capsys.readouterr().err
     assert snapshot(project / "models") == before
@@ -121,7 +122,7 @@ def test_4_monitor_leaves_no_torn_fragment_when_disk_fills_twice(project: Path, 
     history = project / "models" / MONITORING_HISTORY
     before = history.read_bytes()
     real_write = os.write
-    monkeypatch.setattr(artifacts.os, "write", lambda fd, data: real_write(fd, bytes(data)[:65]))
+    monkeypatch.setattr(atomic.os, "write", lambda fd, data: real_write(fd, bytes(data)[:65]))
     assert main(cli_args(project, "monitor")) == 8
     assert main(cli_args(project, "monitor")) == 8
     assert history.read_bytes() == before

@@ -8,12 +8,12 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from volforecast.artifacts import MONITORING_HISTORY, ModelsDirectory
 from volforecast.cli import main
 from volforecast.config import build_settings
 from volforecast.data import load_market_data
 from volforecast.features import build_dataset
 from volforecast.schemas import Forecast, MonitoringRecord, TrendReport
+from volforecast.store import MONITORING_HISTORY, ModelsDirectory
 
 from .conftest import cli_args
 

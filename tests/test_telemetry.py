@@ -15,9 +15,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from volforecast import telemetry
-from volforecast.artifacts import MONITORING_HISTORY
 from volforecast.cli import main
 from volforecast.config import build_settings
+from volforecast.store import MONITORING_HISTORY
 
 from .conftest import cli_args
 

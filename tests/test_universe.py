@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from volforecast.artifacts import MODEL_A_FILE, TRAINING_HISTORY, ModelsDirectory, symbol_root
 from volforecast.cli import main
 from volforecast.commands.evaluate import run_evaluate_universe
 from volforecast.config import build_settings
 from volforecast.engine import Engine
 from volforecast.errors import ConfigError, IntegrityError
 from volforecast.schemas import EvaluationSummary, TrainingRecord
+from volforecast.store import MODEL_A_FILE, TRAINING_HISTORY, ModelsDirectory, symbol_root
 from volforecast.universe import run_universe
 
 from .conftest import cli_args, synthetic_market, write_market

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Protocol, cast
 import numpy as np
 import pandas as pd
 
+from volforecast import atomic
 from volforecast.config import DataSource, Settings
 from volforecast.errors import DataError, StorageError
 
@@ -399,12 +399,7 @@ def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     out.index = pd.DatetimeIndex(out.index).strftime("%Y-%m-%d")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", newline="") as fh:
-            out.to_csv(fh, index_label="date")
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
+        atomic.replace_file(path, out.to_csv(index_label="date").encode())
     except OSError as exc:
         raise StorageError(
             f"cannot write the download cache {path} ({exc.strerror}). "

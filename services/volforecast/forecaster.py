@@ -31,12 +31,12 @@ import pandas as pd
 from sklearn.exceptions import NotFittedError
 
 from volforecast import selection
-from volforecast.artifacts import CurrentModels, ModelsDirectory, symbol_root
 from volforecast.config import DEFAULT_IMPLIED_VOL, PRIMARY_SYMBOL
 from volforecast.data import MarketData, align, load_sample, price_file, read_price_csv
 from volforecast.ensemble import StackedEnsemble, predict_artifact
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 from volforecast.schemas import CandidateSpec
+from volforecast.store import CurrentModels, ModelsDirectory, symbol_root
 
 FORECAST = "forecast"
 

@@ -10,13 +10,6 @@ import datetime as dt
 import logging
 from typing import Literal
 
-from volforecast.artifacts import (
-    MODEL_A_FILE,
-    MODEL_B_FILE,
-    MONITORING_HISTORY,
-    CurrentModels,
-    ModelsDirectory,
-)
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
 from volforecast.ensemble import Progress, predict_artifact
@@ -24,6 +17,13 @@ from volforecast.errors import DataError
 from volforecast.features import ANNUALIZED_PCT, WARMUP_ROWS, build_dataset
 from volforecast.policy import USE_B
 from volforecast.schemas import Forecast, MonitoringRecord
+from volforecast.store import (
+    MODEL_A_FILE,
+    MODEL_B_FILE,
+    MONITORING_HISTORY,
+    CurrentModels,
+    ModelsDirectory,
+)
 
 log = logging.getLogger(__name__)
 

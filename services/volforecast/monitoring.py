@@ -11,13 +11,13 @@ import logging
 from dataclasses import dataclass
 
 from volforecast import drift, policy
-from volforecast.artifacts import MONITORING_HISTORY, ModelsDirectory
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import NoNewDataError
 from volforecast.features import TARGET, build_dataset, labeled
 from volforecast.schemas import ModelSummary, MonitoringRecord, TestWindow
+from volforecast.store import MONITORING_HISTORY, ModelsDirectory
 
 log = logging.getLogger(__name__)
 

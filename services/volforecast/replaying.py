@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from volforecast import __version__, drift, policy
-from volforecast.artifacts import CurrentModels, ModelsDirectory
 from volforecast.config import Settings
 from volforecast.data import MarketData
 from volforecast.ensemble import Progress, predict_artifact
@@ -54,6 +53,7 @@ from volforecast.schemas import (
     TrainingRecord,
 )
 from volforecast.scoring import dm_family
+from volforecast.store import CurrentModels, ModelsDirectory
 from volforecast.training import run_train
 
 log = logging.getLogger(__name__)

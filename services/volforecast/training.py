@@ -18,15 +18,6 @@ import numpy as np
 import pandas as pd
 
 from volforecast import __version__, selection
-from volforecast.artifacts import (
-    DUAL_FILE,
-    MODEL_A_FILE,
-    MODEL_B_FILE,
-    VALIDATION_FILE,
-    ModelsDirectory,
-    serialize_model,
-    sha256,
-)
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
 from volforecast.ensemble import Progress, StackedEnsemble
@@ -42,6 +33,15 @@ from volforecast.schemas import (
     ValidationBaseline,
 )
 from volforecast.splits import Split, model_a_split, model_b_split
+from volforecast.store import (
+    DUAL_FILE,
+    MODEL_A_FILE,
+    MODEL_B_FILE,
+    VALIDATION_FILE,
+    ModelsDirectory,
+    serialize_model,
+    sha256,
+)
 from volforecast.walkforward import MIN_LABELED_ROWS
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from volforecast import __version__, selection
-from volforecast.artifacts import ModelsDirectory, write_outputs
+from volforecast.atomic import write_outputs
 from volforecast.baselines import HARCore, default_baselines
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
@@ -30,6 +30,7 @@ from volforecast.metrics import LOSSES, qlike_excluded
 from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
 from volforecast.schemas import EvaluationReport, EvaluationSummary, EvaluationSummaryRow
 from volforecast.scoring import HAR_RV, LOSS_METRIC, RANKED, ratio, score_forecasts
+from volforecast.store import ModelsDirectory
 from volforecast.walkforward import (
     ENSEMBLE,
     REALIZED,

@@ -17,12 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from volforecast import policy
-from volforecast.artifacts import (
-    MONITORING_HISTORY,
-    TRAINING_HISTORY,
-    ModelsDirectory,
-    write_outputs,
-)
+from volforecast.atomic import write_outputs
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.engine import Engine, Piece, open_engine
@@ -43,6 +38,11 @@ from volforecast.replaying import (
     score_replay,
 )
 from volforecast.schemas import ReplayReport
+from volforecast.store import (
+    MONITORING_HISTORY,
+    TRAINING_HISTORY,
+    ModelsDirectory,
+)
 
 REPLAY_JSON = "replay.json"
 REPLAY_MD = "replay.md"

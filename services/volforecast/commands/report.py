@@ -18,12 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from volforecast.artifacts import (
-    MONITORING_HISTORY,
-    CurrentModels,
-    ModelsDirectory,
-    write_outputs,
-)
+from volforecast.atomic import write_outputs
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.drift import PSI_THRESHOLD
@@ -33,6 +28,11 @@ from volforecast.features import TARGET, build_dataset, labeled
 from volforecast.plots import drift_over_time, forecasts_vs_realized, psi_bars, rmse_over_time
 from volforecast.policy import DRIFT_PLAN_PCT, DRIFT_RETRAIN_PCT
 from volforecast.schemas import MonitoringRecord, TrainingRecord, TrendReport, TrendSummary
+from volforecast.store import (
+    MONITORING_HISTORY,
+    CurrentModels,
+    ModelsDirectory,
+)
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from volforecast import __version__, selection
-from volforecast.artifacts import ModelsDirectory, write_outputs
+from volforecast.atomic import write_outputs
 from volforecast.baselines import HAR, HARCore
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
@@ -28,6 +28,7 @@ from volforecast.engine import Engine, open_engine
 from volforecast.ensemble import Progress
 from volforecast.schemas import CandidateScore, SelectionRecord
 from volforecast.scoring import candidate_scores
+from volforecast.store import ModelsDirectory
 from volforecast.walkforward import EnsembleForecaster, Walk, build_walk, run_walks
 
 SELECTION_MD = "selection.md"

@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from volforecast import artifacts
-from volforecast.artifacts import (
-    ALIASES,
-    MONITORING_HISTORY,
-    TRAINING_HISTORY,
-    ModelsDirectory,
-    sha256,
-    write_outputs,
-)
+from volforecast import atomic
+from volforecast.atomic import write_outputs
 from volforecast.errors import (
     ArtifactsMissingError,
     IntegrityError,
@@ -25,6 +18,13 @@ from volforecast.errors import (
     StorageError,
 )
 from volforecast.schemas import ModelAInfo, ModelBInfo, TrainingRecord, Window
+from volforecast.store import (
+    ALIASES,
+    MONITORING_HISTORY,
+    TRAINING_HISTORY,
+    ModelsDirectory,
+    sha256,
+)
 
 from .conftest import lock_held_by_another_process, snapshot
 
@@ -179,14 +179,14 @@ def test_commit_removes_its_set_when_the_switch_is_refused(tmp_path: Path, monke
     models = ModelsDirectory(tmp_path)
     _commit(models, "run1")
     before = snapshot(tmp_path)
-    real = artifacts._replace_symlink
+    real = atomic.replace_symlink
 
     def immutable_root(link: Path, target: str) -> None:  # what `chattr +i models/` does
         if link.name == "current" and "run2" in target:
             raise OSError(errno.EPERM, "Operation not permitted")
         real(link, target)
 
-    monkeypatch.setattr(artifacts, "_replace_symlink", immutable_root)
+    monkeypatch.setattr(atomic, "replace_symlink", immutable_root)
     with pytest.raises(StorageError, match=r"Operation not permitted.*nothing was changed"):
         _commit(models, "run2")
     assert snapshot(tmp_path) == before
@@ -200,7 +200,7 @@ def test_commit_raises_storage_error_and_keeps_old_set_when_disk_is_full(
     _commit(models, "run1")
     before = snapshot(tmp_path)
     written = []
-    real = artifacts._write_file
+    real = atomic.write_new_file
 
     def full_disk(path: Path, data: bytes) -> None:
         written.append(path)
@@ -208,7 +208,7 @@ def test_commit_raises_storage_error_and_keeps_old_set_when_disk_is_full(
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(artifacts, "_write_file", full_disk)
+    monkeypatch.setattr(atomic, "write_new_file", full_disk)
     with pytest.raises(StorageError, match=r"No space left on device.*nothing was changed"):
         _commit(models, "run2")
     assert snapshot(tmp_path) == before
@@ -268,7 +268,7 @@ def test_append_history_cuts_back_a_partial_write_when_disk_fills(tmp_path: Path
     def partial(fd: int, data: bytes) -> int:  # the kernel wrote 65 bytes, then the disk filled
         return real_write(fd, bytes(data)[:65])
 
-    monkeypatch.setattr(artifacts.os, "write", partial)
+    monkeypatch.setattr(atomic.os, "write", partial)
     for _ in range(2):
         with pytest.raises(StorageError, match="short write"):
             models.append_history(MONITORING_HISTORY, _window(2))

@@ -1,4 +1,6 @@
-"""The models directory: the only module that reads or writes it.
+"""The models directory: one directory's lock, commit and undo, recovery and archive, and the
+verified reading of its current set (``volforecast.store`` is the only package that reads or
+writes the models directory).
 
 Layout (see models/README.md)::
 
@@ -28,15 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
-import hashlib
-import hmac
-import json
 import logging
-import os
-import pickle
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,55 +39,42 @@ from typing import Any, TypeVar
 
 import filelock
 import pandas as pd
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from volforecast import atomic
 from volforecast.config import PRIMARY_SYMBOL, Settings
 from volforecast.errors import (
     ArtifactsMissingError,
     IntegrityError,
     LockLostError,
     LockTimeoutError,
-    StorageError,
     VolforecastError,
 )
 from volforecast.runtime import signals_deferred
-from volforecast.schemas import DualModelBaseline, Manifest, TrainingRecord, ValidationBaseline
+from volforecast.schemas import DualModelBaseline, TrainingRecord, ValidationBaseline
+from volforecast.store import history, integrity
+from volforecast.store.history import storage_error
+from volforecast.store.layout import (
+    ALIASES,
+    ARCHIVE_DIR,
+    CURRENT,
+    DUAL_FILE,
+    LOCK_FILE,
+    MODEL_A_FILE,
+    MODEL_B_FILE,
+    READ_ATTEMPTS,
+    RECORD_FILE,
+    SET_FILES,
+    SETS_DIR,
+    TMP_PREFIX,
+    TRAINING_HISTORY,
+    VALIDATION_FILE,
+    symbol_root,
+)
 
 log = logging.getLogger(__name__)
 
-MODEL_A_FILE = "model_90pct.pkl"
-MODEL_B_FILE = "model_100pct.pkl"
-LATEST_FILE = "latest_ensemble.pkl"
-VALIDATION_FILE = "validation_baseline.json"
-DUAL_FILE = "dual_model_baseline.json"
-TRAINING_HISTORY = "training_history.jsonl"
-MONITORING_HISTORY = "monitoring_history.jsonl"
-RECORD_FILE = "training_record.json"
-MANIFEST_FILE = "manifest.json"
-# Every symbol but SPY has its own complete models directory here, named by its ticker.
-SYMBOLS_DIR = "symbols"
-SIGNATURE_FILE = "manifest.sig"
-# The spec's files of a set, and every file the manifest covers.
-SET_FILES = (MODEL_A_FILE, MODEL_B_FILE, VALIDATION_FILE, DUAL_FILE)
-HASHED_FILES = (*SET_FILES, RECORD_FILE)
-# A reader that finds its set archived under it (a train run committed meanwhile) starts over.
-READ_ATTEMPTS = 3
-ALIASES = {name: name for name in SET_FILES} | {LATEST_FILE: MODEL_A_FILE}
-SETS_DIR = "sets"
-CURRENT = "current"
-ARCHIVE_DIR = "archive"
-LOCK_FILE = ".lock"
-TMP_PREFIX = ".tmp-"
-
 M = TypeVar("M", bound=BaseModel)
-
-
-def serialize_model(artifact: dict[str, Any]) -> bytes:
-    return pickle.dumps(artifact, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -137,110 +119,12 @@ class CurrentModels:
         ]
 
 
-def _storage_error(
-    action: str, path: Path, exc: OSError, changed: str | None = None
-) -> StorageError:
-    reason = exc.strerror or str(exc)
-    return StorageError(
-        f"cannot {action} {path}: {reason}. Fix: make the models directory writable "
-        "(--models-dir / VOLF_MODELS_DIR) and check free disk space; "
-        + (changed or "nothing was changed.")
-    )
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    os.fsync(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        _write_all(fd, data)
-    finally:
-        os.close(fd)
-
-
-def write_outputs(directory: Path, files: dict[str, bytes]) -> list[Path]:
-    """Write report files into ``directory`` (created if needed), each to a temporary name of
-    its own and renamed into place, so a reader never sees half a file and concurrent writers
-    never share a temporary file. Returns the written paths."""
-    directory = Path(directory)
-    written = []
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, data in files.items():
-            final = directory / name
-            fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f"{TMP_PREFIX}{name}.")
-            tmp = Path(tmp_name)
-            try:
-                try:
-                    _write_all(fd, data)
-                finally:
-                    os.close(fd)
-                tmp.chmod(0o644)  # mkstemp's 0600 would hide reports from other users
-                tmp.replace(final)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-            written.append(final)
-        _fsync_dir(directory)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot write {directory}: {exc.strerror or exc}. Fix: choose a writable --output "
-            "directory with free space."
-        ) from exc
-    return written
-
-
-def _replace_symlink(link: Path, target: str) -> None:
-    """Point ``link`` at ``target`` atomically (create a temporary link, rename over)."""
-    if link.is_symlink() and str(link.readlink()) == target:
-        return
-    tmp = link.with_name(f"{TMP_PREFIX}{link.name}")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    tmp.symlink_to(target)
-    tmp.replace(link)
-
-
 def _identity(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
     except FileNotFoundError:
         return None
     return st.st_dev, st.st_ino
-
-
-def _recorded_run_ids(raw: bytes) -> set[str]:
-    """Run ids named by history lines, read leniently (a line that fails the schema still
-    proves its set went live; only unparsable lines are ignored)."""
-    ids = set()
-    for line in raw.split(b"\n"):
-        with contextlib.suppress(ValueError, RecursionError):
-            value = json.loads(line)
-            if isinstance(value, dict) and isinstance(value.get("run_id"), str):
-                ids.add(value["run_id"])
-    return ids
-
-
-def symbol_root(models_dir: Path, symbol: str) -> Path:
-    """Where a symbol's complete models directory lives (see models/README.md)."""
-    return models_dir if symbol == PRIMARY_SYMBOL else models_dir / SYMBOLS_DIR / symbol
-
-
-def sign(key: bytes, manifest: bytes) -> str:
-    return hmac.new(key, manifest, hashlib.sha256).hexdigest()
 
 
 class ModelsDirectory:
@@ -291,7 +175,7 @@ class ModelsDirectory:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise _storage_error("create", self.root, exc) from exc
+                raise storage_error("create", self.root, exc) from exc
         else:
             self.require_directory()
         path = self.root / LOCK_FILE
@@ -306,7 +190,7 @@ class ModelsDirectory:
                 "a lock of a process that died is released automatically."
             ) from exc
         except OSError as exc:
-            raise _storage_error("lock", path, exc) from exc
+            raise storage_error("lock", path, exc) from exc
         self._lock_identity = _identity(path)
         try:
             yield
@@ -343,16 +227,12 @@ class ModelsDirectory:
             raise ValueError(f"a set needs {sorted(missing)}")
         if record.run_id != run_id:
             raise ValueError(f"the record is of run {record.run_id}, not {run_id}")
-        blobs = {**files, RECORD_FILE: record.model_dump_json(indent=2).encode()}
-        manifest = Manifest(
-            run_id=run_id,
-            created_at=record.timestamp,
-            files={name: sha256(data) for name, data in blobs.items()},
-            signature="hmac-sha256" if self.signing_key else "none",
+        blobs = integrity.sealed(
+            run_id,
+            record.timestamp,
+            {**files, RECORD_FILE: record.model_dump_json(indent=2).encode()},
+            self.signing_key,
         )
-        blobs[MANIFEST_FILE] = manifest.model_dump_json(indent=2).encode()
-        if self.signing_key:
-            blobs[SIGNATURE_FILE] = sign(self.signing_key, blobs[MANIFEST_FILE]).encode()
         sets = self.root / SETS_DIR
         tmp = sets / f"{TMP_PREFIX}{run_id}"
         final = sets / run_id
@@ -361,14 +241,14 @@ class ModelsDirectory:
                 sets.mkdir(parents=True, exist_ok=True)
                 tmp.mkdir()
                 for name, data in blobs.items():
-                    _write_file(tmp / name, data)
-                _fsync_dir(tmp)
+                    atomic.write_new_file(tmp / name, data)
+                atomic.fsync_dir(tmp)
                 tmp.rename(final)
-                _fsync_dir(sets)
+                atomic.fsync_dir(sets)
             except BaseException as exc:  # whatever stops the write, no half-written set stays
                 shutil.rmtree(tmp, ignore_errors=True)
                 if isinstance(exc, OSError):
-                    raise _storage_error("write the new model set in", sets, exc) from exc
+                    raise storage_error("write the new model set in", sets, exc) from exc
                 raise
             self._switch(run_id, final, record)
         self._tidy(keep)
@@ -385,7 +265,7 @@ class ModelsDirectory:
             failure = (
                 exc
                 if isinstance(exc, VolforecastError)
-                else _storage_error("switch to the new model set in", self.root, exc)
+                else storage_error("switch to the new model set in", self.root, exc)
             )
             try:
                 self._undo_switch(previous, final)
@@ -393,7 +273,7 @@ class ModelsDirectory:
                 if self.current_run_id() != run_id:
                     raise failure from exc  # the switch never happened: nothing to undo
                 cause = exc if isinstance(exc, OSError) else exc.__cause__
-                raise _storage_error(
+                raise storage_error(
                     "publish the new model set in",
                     self.root,
                     cause if isinstance(cause, OSError) else OSError(str(exc)),
@@ -405,20 +285,20 @@ class ModelsDirectory:
             raise type(failure)(f"{failure} (set {run_id} was withdrawn; {kept}.)") from exc
 
     def _point_at(self, run_id: str) -> None:
-        _replace_symlink(self.root / CURRENT, f"{SETS_DIR}/{run_id}")
+        atomic.replace_symlink(self.root / CURRENT, f"{SETS_DIR}/{run_id}")
         for alias, target in ALIASES.items():
-            _replace_symlink(self.root / alias, f"{CURRENT}/{target}")
-        _fsync_dir(self.root)
+            atomic.replace_symlink(self.root / alias, f"{CURRENT}/{target}")
+        atomic.fsync_dir(self.root)
 
     def _undo_switch(self, previous: str | None, final: Path) -> None:
         """Put ``current`` back as it was and remove the set that did not become live."""
         if previous is not None:
-            _replace_symlink(self.root / CURRENT, f"{SETS_DIR}/{previous}")
+            atomic.replace_symlink(self.root / CURRENT, f"{SETS_DIR}/{previous}")
         else:
             for name in (CURRENT, *ALIASES):
                 with contextlib.suppress(FileNotFoundError):
                     (self.root / name).unlink()
-        _fsync_dir(self.root)
+        atomic.fsync_dir(self.root)
         shutil.rmtree(final, ignore_errors=True)
 
     def _adopt_legacy_files(self) -> None:
@@ -477,11 +357,11 @@ class ModelsDirectory:
     def _history_run_ids(self) -> set[str]:
         path = self.root / TRAINING_HISTORY
         try:
-            return _recorded_run_ids(path.read_bytes())
+            return history.recorded_run_ids(path.read_bytes())
         except FileNotFoundError:
             return set()
         except OSError as exc:
-            raise _unreadable_history(path, exc) from exc
+            raise history.unreadable_history(path, exc) from exc
 
     def _tidy(self, keep: int) -> None:
         """Remove what never went live, archive what was live, keep the newest ``keep``.
@@ -563,52 +443,15 @@ class ModelsDirectory:
         )
 
     def _verify(self, run_id: str, set_dir: Path) -> dict[str, bytes]:
-        raw = (set_dir / MANIFEST_FILE).read_bytes()
         fix = f"Fix: run `volforecast train`, or restore the whole set from {self.root / ARCHIVE_DIR}."
-        if self.signing_key is not None:
-            sig_path = set_dir / SIGNATURE_FILE
-            if not sig_path.exists():
-                raise IntegrityError(
-                    f"the set {run_id} is not signed, and a signing key is configured: refusing "
-                    "to read it. Fix: run `volforecast train` with the key to write a signed set."
-                )
-            if not hmac.compare_digest(
-                sig_path.read_bytes().strip(), sign(self.signing_key, raw).encode()
-            ):
-                raise IntegrityError(
-                    f"the signature of set {run_id} does not match its manifest under the "
-                    "configured key: the set was altered or signed with another key; refusing "
-                    f"to read it. {fix}"
-                )
-        try:
-            manifest = Manifest.model_validate_json(raw)
-        except ValueError as exc:
-            raise IntegrityError(
-                f"{set_dir / MANIFEST_FILE} is unreadable ({_first_line(exc)}). {fix}"
-            ) from exc
-        if manifest.run_id != run_id or set(manifest.files) != set(HASHED_FILES):
-            raise IntegrityError(
-                f"{set_dir / MANIFEST_FILE} does not describe set {run_id} "
-                f"(run {manifest.run_id}, files {sorted(manifest.files)}). {fix}"
-            )
-        blobs = {}
-        for name, expected in manifest.files.items():
-            data = (set_dir / name).read_bytes()
-            if sha256(data) != expected:
-                raise IntegrityError(
-                    f"{set_dir / name} does not match the SHA-256 recorded in {MANIFEST_FILE} "
-                    f"(run {run_id}): it was modified or copied from another run. Refusing to "
-                    f"read it (a pickle is never unpickled unverified). {fix}"
-                )
-            blobs[name] = data
-        return blobs
+        return integrity.verify_set(run_id, set_dir, self.signing_key, fix)
 
     def _parse(self, name: str, data: bytes, model: type[M]) -> M:
         try:
             return model.model_validate_json(data)
         except ValueError as exc:
             raise IntegrityError(
-                f"{name} of the current set is invalid ({_first_line(exc)}). "
+                f"{name} of the current set is invalid ({integrity.first_line(exc)}). "
                 f"Fix: run `volforecast train`, or restore the set from {self.root / ARCHIVE_DIR}."
             ) from exc
 
@@ -623,8 +466,10 @@ class ModelsDirectory:
         record = self._parse(RECORD_FILE, blobs[RECORD_FILE], TrainingRecord)
         if not (
             validation.run_id == dual.run_id == record.run_id == run_id
-            and validation.model_sha256 == dual.model_a.sha256 == sha256(blobs[MODEL_A_FILE])
-            and dual.model_b.sha256 == sha256(blobs[MODEL_B_FILE])
+            and validation.model_sha256
+            == dual.model_a.sha256
+            == integrity.sha256(blobs[MODEL_A_FILE])
+            and dual.model_b.sha256 == integrity.sha256(blobs[MODEL_B_FILE])
         ):
             raise IntegrityError(
                 f"the files of set {run_id} come from different training runs "
@@ -637,8 +482,8 @@ class ModelsDirectory:
                 f"copied into the wrong directory?). Fix: run `volforecast train --symbol "
                 f"{self.symbol}`, or move the set under its symbol's directory."
             )
-        model_a = _unpickle(blobs[MODEL_A_FILE], MODEL_A_FILE, run_id)
-        model_b = _unpickle(blobs[MODEL_B_FILE], MODEL_B_FILE, run_id)
+        model_a = integrity.unpickle(blobs[MODEL_A_FILE], MODEL_A_FILE, run_id)
+        model_b = integrity.unpickle(blobs[MODEL_B_FILE], MODEL_B_FILE, run_id)
         return CurrentModels(
             validation=validation, dual=dual, model_a=model_a, model_b=model_b, record=record
         )
@@ -646,57 +491,12 @@ class ModelsDirectory:
     # ------------------------------------------------------------------ histories
 
     def append_history(self, name: str, record: BaseModel) -> None:
-        """Append one record as one line, with one write. Never rewrites the file: a write
-        that fails part-way is cut back to the old size, so no torn fragment stays."""
-        path = self.root / name
-        line = (record.model_dump_json() + "\n").encode()
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise _storage_error("append to", path, exc) from exc
-        size = None
-        try:
-            size = os.fstat(fd).st_size
-            # A writer killed mid-line leaves no newline: start ours on a fresh line.
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                line = b"\n" + line
-            written = os.write(fd, line)
-            if written != len(line):
-                raise OSError(errno.ENOSPC, "short write (disk full?)")
-            os.fsync(fd)
-        except OSError as exc:
-            if size is not None:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, size)
-                    os.fsync(fd)
-            raise _storage_error("append to", path, exc) from exc
-        finally:
-            os.close(fd)
+        """Append ``record`` to the history ``name`` (``history.append_record``)."""
+        history.append_record(self.root / name, record)
 
     def read_history(self, name: str, model: type[M]) -> list[M]:
-        """All valid records; a torn or invalid line is skipped with a warning, never repaired."""
-        path = self.root / name
-        try:
-            raw_lines = path.read_bytes().split(b"\n")
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise _unreadable_history(path, exc) from exc
-        records: list[M] = []
-        for number, raw in enumerate(raw_lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                records.append(model.model_validate(json.loads(raw)))
-            except (ValueError, ValidationError, RecursionError):
-                torn = number == len(raw_lines)
-                log.warning(
-                    "%s line %d is %s; skipping it (the file is left as it is)",
-                    path,
-                    number,
-                    "a torn final line" if torn else "not a valid record",
-                )
-        return records
+        """Every valid record of the history ``name`` (``history.read_records``)."""
+        return history.read_records(self.root / name, model)
 
     def training_history(self, live: TrainingRecord | None = None) -> list[TrainingRecord]:
         """The training history as readers should see it: the file's records, plus the live
@@ -706,31 +506,6 @@ class ModelsDirectory:
         if live is not None and live.run_id not in {r.run_id for r in records}:
             records.append(live)
         return records
-
-
-def _first_line(exc: Exception) -> str:
-    """A one-line cause: each pydantic error as ``field: message``, else the first line."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors()
-        )
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _unreadable_history(path: Path, exc: OSError) -> IntegrityError:
-    return IntegrityError(
-        f"{path} cannot be read ({exc.strerror or exc}). Fix: it must be a readable file; "
-        "restore it from a backup (never replace a history with an empty file)."
-    )
-
-
-def _unpickle(data: bytes, name: str, run_id: str) -> dict[str, Any]:
-    artifact = pickle.loads(data)
-    if not isinstance(artifact, dict) or artifact.get("run_id") != run_id:
-        raise IntegrityError(
-            f"{name} belongs to another training run. Fix: run `volforecast train`."
-        )
-    return artifact
 
 
 def _stamp() -> str:
