@@ -1,0 +1,271 @@
+"""The models directory's file formats: one pydantic model per file, shared by writer and
+reader (the baselines, the manifest, the training and monitoring history lines).
+
+Every field of ``shared/spec/models-directory-spec.md`` is here with its documented name,
+nesting and meaning; fields marked "added" go beyond the spec (documented in models/README.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from volforecast.schemas.base import (
+    FORMAT_VERSION,
+    SHA256_HEX,
+    Count,
+    PositiveFinite,
+    Record,
+    RSquared,
+    ordered,
+)
+
+# --------------------------------------------------------------------------- training side
+
+
+class DateRange(Record):
+    train_start: dt.date
+    train_end: dt.date
+    val_start: dt.date
+    val_end: dt.date
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        ordered(
+            ("train_start <= train_end", self.train_start, self.train_end, False),
+            ("train_end < val_start", self.train_end, self.val_start, True),
+            ("val_start <= val_end", self.val_start, self.val_end, False),
+        )
+        return self
+
+
+class ValidationBaseline(Record):
+    """``validation_baseline.json``: Model A's validation metrics, the monitor's drift baseline."""
+
+    validation_rmse: PositiveFinite
+    validation_mae: PositiveFinite
+    validation_r2: RSquared
+    timestamp: str
+    train_val_split: float = Field(gt=0, lt=1)
+    date_range: DateRange
+    # added
+    run_id: str
+    horizon: Count
+    purge_rows: int = Field(ge=0)
+    validation_samples: Count
+    model_sha256: str = Field(
+        pattern=SHA256_HEX, description="SHA-256 of model_90pct.pkl of the same run"
+    )
+    symbol: str = Field(
+        "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
+    format_version: int = FORMAT_VERSION
+
+
+class ModelAInfo(Record):
+    training_samples: Count
+    training_date_start: dt.date
+    training_date_end: dt.date
+    validation_rmse: PositiveFinite
+    validation_mae: PositiveFinite
+    validation_r2: RSquared
+    validation_samples: Count
+    # added
+    validation_date_start: dt.date
+    validation_date_end: dt.date
+    sha256: str = Field(pattern=SHA256_HEX)
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        ordered(
+            ("training start <= end", self.training_date_start, self.training_date_end, False),
+            ("training end < validation start", self.training_date_end,
+             self.validation_date_start, True),
+            ("validation start <= end", self.validation_date_start, self.validation_date_end,
+             False),
+        )  # fmt: skip
+        return self
+
+
+class ModelBInfo(Record):
+    training_samples: Count
+    training_date_start: dt.date
+    training_date_end: dt.date
+    test_samples: Count
+    test_date_start: dt.date
+    test_date_end: dt.date
+    test_rmse: PositiveFinite
+    test_mae: PositiveFinite
+    # R² on 30 rows can be far below zero, but never above one or NaN.
+    test_r2: RSquared
+    note: str = "Model B held out last 30 samples for testing"
+    # added
+    sha256: str = Field(pattern=SHA256_HEX)
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        ordered(
+            ("training start <= end", self.training_date_start, self.training_date_end, False),
+            ("training end < test start", self.training_date_end, self.test_date_start, True),
+            ("test start <= end", self.test_date_start, self.test_date_end, False),
+        )
+        return self
+
+
+class DualModelBaseline(Record):
+    """``dual_model_baseline.json``: both models' training facts and metrics."""
+
+    timestamp: str
+    model_a: ModelAInfo
+    model_b: ModelBInfo
+    # added
+    run_id: str
+    horizon: Count
+    purge_rows: int = Field(ge=0)
+    feature_cols: list[str] = Field(min_length=1)
+    data_source: str
+    data_end: dt.date
+    symbol: str = Field(
+        "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
+    format_version: int = FORMAT_VERSION
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        ordered(
+            ("model A training start <= model B's", self.model_a.training_date_start,
+             self.model_b.training_date_start, False),
+            ("model B test end <= data end", self.model_b.test_date_end, self.data_end, False),
+        )  # fmt: skip
+        return self
+
+
+class Manifest(Record):
+    """``manifest.json`` of one set: every other file of the set with its SHA-256.
+
+    The integrity check covers everything a decision depends on (both pickles, both
+    baselines, the training record); with a signing key, ``manifest.sig`` holds the
+    HMAC-SHA256 of this file's bytes.
+    """
+
+    run_id: str
+    created_at: str
+    files: dict[str, Annotated[str, Field(pattern=SHA256_HEX)]]
+    signature: Literal["none", "hmac-sha256"]
+    format_version: int = FORMAT_VERSION
+
+
+class TrainingRecord(Record):
+    """One line of ``training_history.jsonl``."""
+
+    timestamp: str
+    training_date: dt.date
+    model_a: ModelAInfo
+    model_b: ModelBInfo
+    # added
+    run_id: str
+    horizon: int
+    data_source: str
+    data_end: dt.date
+    as_of: dt.date | None
+    duration_seconds: float
+    symbol: str = Field(
+        "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
+    ensemble_settings: str | None = Field(
+        None,
+        description="the ensemble's settings (a `volforecast select` candidate); none in lines "
+        "written before the selection protocol",
+    )
+
+
+# --------------------------------------------------------------------------- monitoring side
+
+
+class ModelSummary(Record):
+    training_samples: int
+    training_date_start: dt.date
+    training_date_end: dt.date
+
+
+class TestWindow(Record):
+    n_samples: int
+    date_start: dt.date
+    date_end: dt.date
+
+
+class Drift(Record):
+    model_a_drift_pct: float
+    # added
+    baseline_rmse: float
+    model_a_rmse: float
+    level: Literal["ok", "watch", "retrain"]
+
+
+class Comparison(Record):
+    model_a_rmse: float
+    model_b_rmse: float
+    winner: Literal["Model A", "Model B"]
+    model_b_win_rate: float = Field(description="percent of windows Model B wins")
+
+
+class Window(Record):
+    name: str
+    n_samples: int
+    model_a_rmse: float
+    model_b_rmse: float
+    winner: Literal["Model A", "Model B"]
+
+
+class Retraining(Record):
+    """added: the retraining advice and the rules that produced it."""
+
+    action: Literal["none", "plan", "retrain_now"]
+    consider_switching_to_b: bool
+    reasons: list[str]
+
+
+class FeatureDriftItem(Record):
+    psi: float
+    ks_statistic: float
+    ks_pvalue: float
+    drifted: bool
+
+
+class FeatureDrift(Record):
+    """added: per-feature drift of the new rows against Model A's training rows."""
+
+    psi_threshold: float
+    psi_min_rows: int
+    ks_pvalue_threshold: float
+    n_reference: int
+    n_current: int
+    n_drifted: int
+    features: dict[str, FeatureDriftItem]
+    skipped: str | None = Field(None, description="why no feature was tested, if none was")
+
+
+class MonitoringRecord(Record):
+    """One line of ``monitoring_history.jsonl``."""
+
+    timestamp: str
+    monitoring_date: dt.date
+    model_a: ModelSummary
+    model_b: ModelSummary
+    test_window: TestWindow
+    drift: Drift
+    comparison: Comparison
+    recommendation: Literal["USE MODEL A (90%)", "USE MODEL B (ALL-30)"]
+    windows: list[Window]
+    # added
+    recommendation_reason: str | None = Field(None, description="the rule that decided it")
+    models_run_id: str
+    as_of: dt.date | None
+    data_source: str
+    retraining: Retraining
+    feature_drift: FeatureDrift
+    symbol: str = Field(
+        "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
