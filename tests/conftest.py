@@ -20,6 +20,8 @@ from volforecast.runtime import prefer_passive_waiting
 # Before any test imports xgboost or lightgbm, as the CLI does: a busy CI host must not turn
 # the suite's model fits into spinning thread teams.
 prefer_passive_waiting()
+# Day 800 of the synthetic data: the day the `trained` (and so `project`) fixture trains to.
+TRAINED_ON = "2018-01-25"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -193,3 +195,17 @@ def lock_held_by_another_process(models_dir: Path) -> Iterator[None]:
     finally:
         release.set()
         holder.join(30)
+
+
+def run_in_processes(
+    target: Callable[..., None], args: list[tuple[object, ...]]
+) -> list[int | None]:
+    """``target(*a)`` for each ``a`` in its own spawned process, all at once; their exit codes
+    (None: still running after a generous wait, which the caller's assertion reports)."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=target, args=a) for a in args]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+    return [p.exitcode for p in procs]

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from volforecast.cli import main
 from volforecast.data import (
     YahooDownloader,
     _flatten_yahoo,
@@ -18,7 +20,7 @@ from volforecast.data import (
 )
 from volforecast.errors import DataError
 
-from .conftest import StubDownloader, synthetic_market, write_market
+from .conftest import StubDownloader, cli_args, snapshot, synthetic_market, write_market
 
 
 def _spy(rows: list[tuple[str, float, float, float, float]]) -> pd.DataFrame:
@@ -244,3 +246,52 @@ def test_load_market_data_downloads_and_caches_when_source_is_yahoo(tmp_path, ma
     assert len(data.frame) == 100
     assert (tmp_path / "data" / "spy_daily.csv").is_file()
     assert (tmp_path / "data" / "vix_daily.csv").is_file()
+
+
+def _csv_cell(project: Path, row: int, column: str, value: str) -> None:
+    path = project / "data" / "spy_daily.csv"
+    frame = pd.read_csv(path, dtype=str)
+    frame.loc[row, column] = value
+    frame.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value", "message"),
+    [
+        pytest.param(3, "date", "2015-01-08 00:00:00+05:00", "mixed time zones", id="9_mixed_offsets"),
+        pytest.param(3, "date", "01/08/2015", "dates must be YYYY-MM-DD", id="us_date_format"),
+        pytest.param(40, "high", "inf", "row 42 (2015-02-27) has a non-finite high", id="11_inf_high"),
+        pytest.param(899, "high", "inf", "has a non-finite high", id="11_inf_high_last_row"),
+        pytest.param(50, "adj_close", "1e-300", "beyond the plausible factor of 3", id="tiny_price"),
+        pytest.param(50, "high", "1e10", "over 3 times its low", id="huge_high"),
+    ],
+)  # fmt: skip
+def test_train_exits_3_on_implausible_or_non_iso_data(
+    project: Path, capsys, row, column, value, message
+):
+    if column == "date":
+        _csv_cell(project, 2, "date", "2015-01-07 00:00:00-05:00")
+    _csv_cell(project, row, column, value)
+    before = snapshot(project / "models")
+    assert main(cli_args(project, "train")) == 3
+    err = capsys.readouterr().err
+    assert message in err and "Fix:" in err
+    assert snapshot(project / "models") == before
+
+
+def test_predict_exits_3_instead_of_forecasting_from_the_day_before_when_last_row_is_inf(
+    project: Path, capsys
+):
+    _csv_cell(project, 899, "low", "inf")
+    assert main(cli_args(project, "predict")) == 3
+    assert "non-finite low" in capsys.readouterr().err
+
+
+def test_train_exits_3_naming_the_file_when_it_cannot_be_read(project: Path, monkeypatch, capsys):
+    def denied(path: object, *_a: object, **_k: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(pd, "read_csv", denied)
+    assert main(cli_args(project, "train")) == 3
+    err = capsys.readouterr().err
+    assert "spy_daily.csv: cannot be read (Permission denied)" in err and "Fix:" in err

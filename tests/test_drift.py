@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 from volforecast import drift as rules
-from volforecast import policy
 
 
 @pytest.mark.parametrize(
@@ -14,68 +13,6 @@ from volforecast import policy
 )
 def test_drift_pct_is_relative_excess_rmse_floored_at_zero(model_a_rmse, baseline, expected):
     assert rules.drift_pct(model_a_rmse, baseline) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize(
-    ("pct", "level"),
-    [(0.0, "ok"), (4.99, "ok"), (5.0, "watch"), (10.0, "watch"), (10.01, "retrain")],
-)
-def test_drift_level_at_and_around_thresholds(pct, level):
-    assert policy.drift_level(pct) == level
-
-
-@pytest.mark.parametrize(
-    ("win_rate", "drift_pct", "expected"),
-    [
-        (100.0, 0.0, policy.USE_B),
-        (75.0, 9.99, policy.USE_B),
-        (74.99, 0.0, policy.USE_A),
-        (75.0, 10.0, policy.USE_A),
-        (100.0, 10.01, policy.USE_A),
-        (0.0, 0.0, policy.USE_A),
-    ],
-)
-def test_recommendation_at_and_around_thresholds(win_rate, drift_pct, expected):
-    assert policy.recommendation(win_rate, drift_pct) == expected
-
-
-def _past(*pairs: tuple[float, float]) -> list[policy.PastRun]:
-    return [policy.PastRun(drift_pct=d, model_b_win_rate=w) for d, w in pairs]
-
-
-@pytest.mark.parametrize(
-    ("drift_pct", "win_rate", "previous", "action", "switch"),
-    [
-        (0.0, 0.0, [], "none", False),
-        (4.99, 0.0, [], "none", False),
-        (5.0, 0.0, [], "plan", False),
-        (10.0, 0.0, [], "plan", False),
-        (10.01, 0.0, [], "retrain_now", False),
-        # degrading: three runs with drift > 0, each worse than the one before
-        (3.0, 0.0, _past((1.0, 0), (2.0, 0)), "retrain_now", False),
-        (3.0, 0.0, _past((2.0, 0)), "none", False),  # only two runs
-        (3.0, 0.0, _past((1.0, 0), (3.0, 0)), "none", False),  # not strictly worse
-        (3.0, 0.0, _past((0.0, 0), (2.0, 0)), "none", False),  # one run without drift
-        (2.0, 0.0, _past((1.0, 0), (3.0, 0)), "none", False),  # improved last run
-        (
-            4.0,
-            0.0,
-            _past((9.0, 0), (1.0, 0), (2.0, 0)),
-            "retrain_now",
-            False,
-        ),  # only the last 3 count
-        # Model B >= 75% in 3 consecutive runs -> consider switching
-        (0.0, 75.0, _past((0.0, 75.0), (0.0, 100.0)), "none", True),
-        (0.0, 75.0, _past((0.0, 74.9), (0.0, 100.0)), "none", False),
-        (0.0, 100.0, _past((0.0, 100.0)), "none", False),
-        (0.0, 74.9, _past((0.0, 100.0), (0.0, 100.0)), "none", False),
-    ],
-)
-def test_retraining_rules_at_and_around_thresholds(drift_pct, win_rate, previous, action, switch):
-    advice = policy.retraining(drift_pct, win_rate, previous)
-    assert advice.action == action
-    assert advice.consider_switching_to_b is switch
-    assert bool(advice.reasons) == (action != "none" or switch)
 
 
 def test_windows_are_all_data_then_shorter_trailing_windows():

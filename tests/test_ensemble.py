@@ -219,6 +219,7 @@ def test_core_mix_forecast_is_the_three_way_out_of_fold_mix_when_fitted(dataset,
     np.testing.assert_allclose(core_mix.predict(X), expected, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_core_mix_gives_the_core_most_weight_when_the_trees_only_add_noise():
     # The target is log-linear in one of the core's regressors times noise: the trees, deep and
     # quick, have nothing to learn but that noise.
@@ -287,3 +288,19 @@ def test_loss_mix_trades_squared_error_for_qlike_where_ridge_does_not():
     ridge, loss = MixingRidge(alpha=0.1).fit(P, y).coef_, LossMix().fit(P, y).coef_
     np.testing.assert_allclose(ridge, [0.352, 0.648], atol=0.001)
     np.testing.assert_allclose(loss, [0.55, 0.45])
+
+
+def test_predict_raises_not_fitted_error_when_called_before_fit(dataset):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        StackedEnsemble(horizon=5).predict(dataset[list(FEATURE_COLUMNS)])
+
+
+def test_predict_takes_dataframe_columns_by_name_when_their_order_is_shuffled(dataset):
+    model = _fit(dataset)
+    X = dataset[list(FEATURE_COLUMNS)]
+    shuffled = X.loc[:, list(reversed(X.columns))]
+    assert np.array_equal(model.predict(shuffled), model.predict(X))
+    with pytest.raises(ValueError, match="vix_level"):
+        model.predict(X.drop(columns=["vix_level"]))

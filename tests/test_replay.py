@@ -55,12 +55,14 @@ def replayed(tmp_path_factory: pytest.TempPathFactory):
     return root, report, checked
 
 
+@pytest.mark.slow
 def test_replay_publishes_what_predict_gives_on_each_day_and_models_directory(replayed):
     _, report, checked = replayed
     assert len(checked) == report.days == 30
     assert [published for _, published, _ in checked] == [cli for _, _, cli in checked]
 
 
+@pytest.mark.slow
 def test_replay_writes_every_policy_score_and_both_alarm_signals(replayed):
     root, _, _ = replayed
     report = ReplayReport.model_validate_json((root / "out" / "replay.json").read_text())
@@ -72,6 +74,7 @@ def test_replay_writes_every_policy_score_and_both_alarm_signals(replayed):
     assert report.advised_trainings == int(days["retrained"].sum())
 
 
+@pytest.mark.slow
 def test_replay_history_has_one_line_per_training_and_monitoring_run_in_date_order(replayed):
     root, report, _ = replayed
     models = root / "out" / "models"
@@ -85,6 +88,7 @@ def test_replay_history_has_one_line_per_training_and_monitoring_run_in_date_ord
     assert dates == sorted(dates)
 
 
+@pytest.mark.slow
 def test_replay_history_passes_the_spec_snippets_and_report_renders_it(
     replayed, capsys, monkeypatch
 ):
@@ -109,6 +113,7 @@ def test_replay_history_passes_the_spec_snippets_and_report_renders_it(
     assert (root / "out" / "r" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_replay_refuses_to_reuse_an_output_with_a_models_directory(replayed, capsys):
     root, _, _ = replayed
     spy = pd.read_csv(root / "data" / "spy_daily.csv")

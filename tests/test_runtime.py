@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,8 @@ from volforecast.runtime import (
     stop_on_signals,
 )
 from volforecast.selection import make_ensemble
+
+from .conftest import cli_args, snapshot
 
 AFFINITY = len(os.sched_getaffinity(0))
 
@@ -103,3 +107,40 @@ def test_stop_on_signals_restores_previous_handlers():
     with stop_on_signals():
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# A train whose fit announces itself and then takes as long as needed: the signal then always
+# lands mid-run, however slow or fast the machine is.
+SLOW_TRAIN = """
+import sys, time
+from volforecast import training
+def fit(*args, **kwargs):
+    print("FITTING", file=sys.stderr, flush=True)
+    time.sleep(600)
+training.fit_on_split = fit
+from volforecast.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_train_exits_143_with_a_log_line_and_unchanged_directory_on_sigterm(project: Path):
+    before = snapshot(project / "models")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLF_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_TRAIN, *cli_args(project, "train")],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("FITTING"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.communicate(timeout=600)[1]
+    assert proc.returncode == 143
+    assert "stopped by SIGTERM" in "".join(lines) + rest
+    assert snapshot(project / "models") == before

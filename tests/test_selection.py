@@ -162,6 +162,7 @@ def _select(make_settings, tmp_path, data_dir, out):
     return run_select(settings, lambda _m: None)
 
 
+@pytest.mark.slow
 def test_select_scores_every_candidate_and_yardstick_only_before_eval_start(
     make_settings, tmp_path, two_candidates
 ):
@@ -182,6 +183,7 @@ def test_select_scores_every_candidate_and_yardstick_only_before_eval_start(
     assert on_disk.chosen == record.chosen
 
 
+@pytest.mark.slow
 def test_select_is_unchanged_when_prices_after_the_development_period_are_scrambled(
     make_settings, tmp_path, two_candidates
 ):

@@ -1,32 +1,33 @@
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
-import multiprocessing
-import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from volforecast import atomic
-from volforecast.atomic import write_outputs
+from volforecast.cli import main
 from volforecast.errors import (
     ArtifactsMissingError,
-    IntegrityError,
     LockLostError,
     LockTimeoutError,
     StorageError,
 )
-from volforecast.schemas import ModelAInfo, ModelBInfo, TrainingRecord, Window
+from volforecast.schemas import ModelAInfo, ModelBInfo, TrainingRecord
 from volforecast.store import (
     ALIASES,
-    MONITORING_HISTORY,
     TRAINING_HISTORY,
     ModelsDirectory,
     sha256,
 )
+from volforecast.store import history as store_history
 
-from .conftest import lock_held_by_another_process, snapshot
+from .conftest import TRAINED_ON, cli_args, lock_held_by_another_process, snapshot
 
 
 def _files(tag: str) -> dict[str, bytes]:
@@ -243,101 +244,6 @@ def test_load_current_raises_missing_when_nothing_trained(tmp_path: Path):
         ModelsDirectory(tmp_path).load_current()
 
 
-def _window(i: int) -> Window:
-    return Window(name=f"w{i}", n_samples=i, model_a_rmse=0.1, model_b_rmse=0.2, winner="Model A")
-
-
-def test_append_history_starts_a_new_line_after_a_torn_one(tmp_path: Path):
-    models = ModelsDirectory(tmp_path)
-    models.append_history(MONITORING_HISTORY, _window(1))
-    with (tmp_path / MONITORING_HISTORY).open("ab") as fh:
-        fh.write(b'{"name": "torn", "n_sam')
-    models.append_history(MONITORING_HISTORY, _window(2))
-    lines = (tmp_path / MONITORING_HISTORY).read_bytes().split(b"\n")
-    assert json.loads(lines[0])["name"] == "w1"
-    assert lines[1] == b'{"name": "torn", "n_sam'
-    assert json.loads(lines[2])["name"] == "w2"
-
-
-def test_append_history_cuts_back_a_partial_write_when_disk_fills(tmp_path: Path, monkeypatch):
-    models = ModelsDirectory(tmp_path)
-    models.append_history(MONITORING_HISTORY, _window(1))
-    before = (tmp_path / MONITORING_HISTORY).read_bytes()
-    real_write = os.write
-
-    def partial(fd: int, data: bytes) -> int:  # the kernel wrote 65 bytes, then the disk filled
-        return real_write(fd, bytes(data)[:65])
-
-    monkeypatch.setattr(atomic.os, "write", partial)
-    for _ in range(2):
-        with pytest.raises(StorageError, match="short write"):
-            models.append_history(MONITORING_HISTORY, _window(2))
-    assert (tmp_path / MONITORING_HISTORY).read_bytes() == before
-
-
-def test_read_history_skips_torn_final_line_without_rewriting(tmp_path: Path, caplog):
-    models = ModelsDirectory(tmp_path)
-    models.append_history(TRAINING_HISTORY, _window(1))
-    path = tmp_path / TRAINING_HISTORY
-    with path.open("ab") as fh:
-        fh.write(b'{"name": "w2", "n_')
-    before = path.read_bytes()
-    records = models.read_history(TRAINING_HISTORY, Window)
-    assert [r.name for r in records] == ["w1"]
-    assert "torn final line" in caplog.text
-    assert path.read_bytes() == before
-
-
-def test_read_history_skips_a_line_nested_too_deep_to_parse(tmp_path: Path, caplog):
-    models = ModelsDirectory(tmp_path)
-    models.append_history(MONITORING_HISTORY, _window(1))
-    with (tmp_path / MONITORING_HISTORY).open("ab") as fh:
-        fh.write(b"[" * 200_000 + b"\n")
-    models.append_history(MONITORING_HISTORY, _window(2))
-    assert [r.name for r in models.read_history(MONITORING_HISTORY, Window)] == ["w1", "w2"]
-    assert "line 2 is not a valid record" in caplog.text
-
-
-def test_read_history_raises_integrity_error_when_history_is_a_directory(tmp_path: Path):
-    (tmp_path / MONITORING_HISTORY).mkdir()
-    with pytest.raises(IntegrityError, match=r"cannot be read.*must be a readable file"):
-        ModelsDirectory(tmp_path).read_history(MONITORING_HISTORY, Window)
-
-
-def _append_many(root: str, worker: int) -> None:
-    models = ModelsDirectory(Path(root))
-    models.append_history(MONITORING_HISTORY, _window(worker))
-
-
-def test_concurrent_appenders_each_write_one_whole_line(tmp_path: Path):
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_append_many, args=(str(tmp_path), i)) for i in range(20)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert all(p.exitcode == 0 for p in procs)
-    lines = (tmp_path / MONITORING_HISTORY).read_text().splitlines()
-    assert sorted(json.loads(line)["n_samples"] for line in lines) == list(range(20))
-
-
-def _write_reports(directory: str, worker: int) -> None:
-    for _ in range(20):
-        write_outputs(Path(directory), {"report.json": f"{worker}".encode() * 10_000})
-
-
-def test_concurrent_report_writers_to_one_directory_all_succeed(tmp_path: Path):
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_write_reports, args=(str(tmp_path), i)) for i in range(8)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0] * 8
-    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left
-    assert len(set((tmp_path / "report.json").read_bytes())) == 1  # one writer's whole file
-
-
 def test_lock_raises_timeout_when_held_by_another_holder(tmp_path: Path):
     models = ModelsDirectory(tmp_path)
     with (
@@ -348,3 +254,123 @@ def test_lock_raises_timeout_when_held_by_another_holder(tmp_path: Path):
         pass
     with models.lock(1, "test"):
         pass
+
+
+def test_train_leaves_directory_as_before_and_says_so_when_history_append_fills_disk(
+    project: Path, monkeypatch, capsys
+):
+    before = snapshot(project / "models")
+    real = ModelsDirectory.append_history
+
+    def full(self: ModelsDirectory, name: str, record: object) -> None:
+        if name == TRAINING_HISTORY:
+            raise store_history.storage_error(
+                "append to", self.root / name, OSError(errno.ENOSPC, "No space left on device")
+            )
+        real(self, name, record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ModelsDirectory, "append_history", full)
+    assert main(cli_args(project, "train", "--as-of", TRAINED_ON)) == 8
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "nothing was changed" in err
+    assert "stays current" in err
+    assert snapshot(project / "models") == before
+
+
+def test_next_train_removes_a_dead_runs_complete_set_instead_of_archiving_it(project: Path):
+    models = project / "models"
+    live = (models / "current").readlink().name
+    # A run SIGKILLed after renaming its complete set into sets/, before switching `current`:
+    shutil.copytree(models / "sets" / live, models / "sets" / "20990101T000000Z-dead00")
+    assert main(cli_args(project, "train", "--as-of", TRAINED_ON)) == 0
+    assert [p.name for p in (models / "sets").iterdir()] == [(models / "current").readlink().name]
+    assert [p.name.split("_", 1)[1] for p in (models / "archive").iterdir()] == [live]
+
+
+def test_train_leaves_no_set_behind_when_models_directory_refuses_the_switch(
+    project: Path, monkeypatch, capsys
+):
+    before = snapshot(project / "models")
+    real = atomic.replace_symlink
+
+    def immutable(link: Path, target: str) -> None:  # `chattr +i models/`
+        if link.parent == project / "models" and str(link.readlink()) != target:
+            raise OSError(errno.EPERM, "Operation not permitted")
+        real(link, target)
+
+    monkeypatch.setattr(atomic, "replace_symlink", immutable)
+    assert main(cli_args(project, "train", "--as-of", TRAINED_ON)) == 8
+    assert "nothing was changed" in capsys.readouterr().err
+    assert snapshot(project / "models") == before
+
+
+def test_train_stops_before_commit_when_lock_file_is_replaced_during_the_run(
+    project: Path, monkeypatch, capsys
+):
+    from volforecast import training
+
+    real = training.load_market_data
+
+    def meanwhile(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        lock = project / "models" / ".lock"
+        lock.unlink()  # `rm models/.lock` while train runs; another run may lock a new file
+        lock.touch()
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training, "load_market_data", meanwhile)
+    before = snapshot(project / "models")
+    assert main(cli_args(project, "train", "--as-of", TRAINED_ON)) == 7
+    assert "was removed or replaced while this run held it" in capsys.readouterr().err
+    assert snapshot(project / "models") == before
+
+
+@pytest.mark.parametrize("command", ["monitor", "predict", "report"])
+def test_reader_exits_4_and_creates_nothing_when_models_dir_is_mistyped(
+    project: Path, capsys, command
+):
+    typo = project / "modles"
+    assert main(cli_args(project, command, "--models-dir", str(typo))) == 4
+    assert "does not exist" in capsys.readouterr().err
+    assert not typo.exists()
+
+
+def test_predict_and_report_take_no_lock(project: Path, tmp_path: Path, monkeypatch):
+    def refuse(*_a: object, **_k: object) -> None:
+        raise AssertionError("a reader took the lock")
+
+    (project / "models" / ".lock").unlink(missing_ok=True)
+    monkeypatch.setattr(ModelsDirectory, "lock", refuse)
+    before = snapshot(project / "models")
+    assert main(cli_args(project, "predict")) == 0
+    assert main(cli_args(project, "report", "--output", str(tmp_path / "r"))) == 0
+    assert snapshot(project / "models") == before
+
+
+@contextlib.contextmanager
+def _read_only_view(source: Path, target: Path) -> Iterator[Path]:
+    target.mkdir()
+    bound = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True)
+    if bound.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {bound.stderr.decode().strip()}")
+    try:
+        ro = subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True)
+        if ro.returncode != 0:
+            pytest.skip(f"cannot remount read-only here: {ro.stderr.decode().strip()}")
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=False)
+
+
+def test_predict_and_report_work_on_a_read_only_models_volume(
+    project: Path, tmp_path: Path, capsys
+):
+    with _read_only_view(project / "models", tmp_path / "ro") as ro:
+        with pytest.raises(OSError, match="Read-only file system"):
+            (ro / "probe").write_text("x")
+        assert main(cli_args(project, "predict", "--models-dir", str(ro))) == 0
+        out = tmp_path / "report"
+        assert main(cli_args(project, "report", "--models-dir", str(ro), "--output", str(out))) == 0
+        assert (out / "report.html").is_file()
+        capsys.readouterr()
+        assert main(cli_args(project, "monitor", "--models-dir", str(ro))) == 8
+        assert "Read-only file system" in capsys.readouterr().err

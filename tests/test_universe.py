@@ -149,6 +149,7 @@ def test_cli_universe_exits_11_and_prints_json_summary_when_one_symbol_fails(
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_universe_evaluate_is_identical_on_two_dask_workers_and_in_process(
     universe, client, tmp_path
 ):
@@ -178,6 +179,7 @@ def test_universe_evaluate_is_identical_on_two_dask_workers_and_in_process(
     assert "| GLD | 5 |" in (runs["dask"] / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_universe_evaluate_reports_a_missing_symbol_and_completes_the_others(universe, tmp_path):
     dates = pd.read_csv(universe / "data" / "spy_daily.csv")["date"]
     settings = build_settings(
@@ -279,6 +281,7 @@ def test_engine_on_dask_returns_outcomes_in_piece_order(client):
     assert isinstance(outcomes[1].error, ValueError)
 
 
+@pytest.mark.slow
 def test_cli_exits_9_naming_the_fix_when_the_dask_scheduler_is_unreachable(
     tmp_path, capsys, monkeypatch
 ):

@@ -223,30 +223,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = {f: getattr(args, f, None) for f in args.settings_fields}
+    configured = False
     try:
         with stop_on_signals():
             settings = build_settings(**overrides)
             _setup_logging(settings.log_level)
+            configured = True
             settings.check_as_of(dt.datetime.now(dt.UTC).date())
             code: int = args.handler(settings, args)
         return code
     except VolforecastError as exc:
-        _ensure_logging()
+        if not configured:  # the settings failed: log to this process's stderr all the same
+            _setup_logging("INFO")
         log.error("%s", exc)
         return exc.exit_code
     except Stopped as exc:
-        _ensure_logging()
+        if not configured:
+            _setup_logging("INFO")
         log.error(
             "stopped by %s; the models directory is consistent: a run stopped before publishing "
             "left it as it was, one stopped while publishing finished first",
             exc,
         )
         return exc.exit_code
-
-
-def _ensure_logging() -> None:
-    if not logging.getLogger().handlers:  # failed before logging was set up
-        _setup_logging("INFO")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from volforecast.config import Settings
 from volforecast.errors import ClusterError
@@ -31,6 +31,8 @@ from volforecast.runtime import Stopped, available_cpus
 
 if TYPE_CHECKING:
     from distributed import Client
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -231,3 +233,9 @@ def open_engine(settings: Settings, progress: Callable[[str], None]) -> Iterator
     with cluster, Client(cluster) as client:
         progress(f"local Dask cluster: {workers} worker process(es), 1 thread each")
         yield Engine(client)
+
+
+def run_on_engine(settings: Settings, progress: Callable[[str], None], run: Callable[..., T]) -> T:
+    """``run(settings, progress, engine=...)`` on the engine of ``open_engine``, closed after."""
+    with open_engine(settings, progress) as engine:
+        return run(settings, progress, engine=engine)

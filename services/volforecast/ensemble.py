@@ -1,5 +1,5 @@
-"""Stacked ensemble: XGBoost and LightGBM base learners, a Ridge meta-learner on out-of-fold
-predictions from purged chronological folds.
+"""Stacked ensemble: XGBoost and LightGBM base learners, and a meta-learner on out-of-fold
+predictions from purged chronological folds that mixes them with weights summing to one.
 
 scikit-learn's StackingRegressor refuses time-series splits (its cross_val_predict needs every
 row predicted once), so the stacking is done here: expanding-window folds, each training set
@@ -39,10 +39,12 @@ from typing import Any, NamedTuple, get_args
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import xgboost as xgb
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import TimeSeriesSplit
+from sklearn.utils.validation import check_is_fitted
 
 from volforecast.features import FEATURE_COLUMNS
 from volforecast.metrics import qlike, rmse
@@ -70,6 +72,18 @@ def _as_matrix(X: Any) -> FloatArray:
     # Base learners are fitted on plain arrays so that callers may pass a DataFrame (columns in
     # feature_cols order) or an array without feature-name warnings.
     return np.asarray(X, dtype=np.float64)
+
+
+def _feature_matrix(X: Any, columns: Sequence[str]) -> FloatArray:
+    """``X`` as the matrix the learners read: a DataFrame's columns are taken by name in
+    ``columns`` order (so a caller's column order cannot mix up the features); an array is
+    taken as it is (its columns must already be in that order)."""
+    if isinstance(X, pd.DataFrame):
+        missing = [c for c in columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks the feature columns {missing}")
+        return _as_matrix(X.loc[:, list(columns)])
+    return _as_matrix(X)
 
 
 def _volatility(log_variance: Any) -> FloatArray:
@@ -339,7 +353,13 @@ def purged_folds(n_rows: int, n_folds: int, gap: int) -> list[tuple[FloatArray, 
 
 
 class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
-    """XGBoost + LightGBM HAR-boost learners, mixed by a Ridge on out-of-fold predictions.
+    """XGBoost + LightGBM HAR-boost learners, mixed out of fold by the meta-learner ``meta``
+    (weights that sum to one: a shrunk Ridge by default, or a mix with the linear core alone).
+
+    ``predict`` before ``fit`` raises ``sklearn.exceptions.NotFittedError``; a DataFrame's
+    columns are matched to ``feature_cols`` by name. ``volforecast.selection.make_ensemble``
+    (or ``volforecast.VolForecaster``) builds the shipped setting: a bare ``StackedEnsemble()``
+    is the default grid point, not the packaged choice.
 
     Parameters
     ----------
@@ -409,7 +429,7 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         if self.meta not in META_LEARNERS:
             raise ValueError(f"meta must be one of {META_LEARNERS}, got {self.meta!r}")
         say = progress or (lambda _msg: None)
-        features = _as_matrix(X)
+        features = _feature_matrix(X, self.feature_cols)
         target = np.asarray(y, dtype=np.float64)
         n = len(target)
         folds = purged_folds(n, self.n_folds, self.horizon)
@@ -450,7 +470,9 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def predict(self, X: Any) -> FloatArray:
-        features = _as_matrix(X)
+        """Volatility forecasts of the rows of ``X`` (a DataFrame: columns taken by name)."""
+        check_is_fitted(self, "meta_model_")
+        features = _feature_matrix(X, self.feature_cols)
         stacked = np.column_stack(
             [self.xgb_model_.predict(features), self.lgbm_model_.predict(features)]
         )

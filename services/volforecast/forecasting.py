@@ -55,6 +55,20 @@ def run_predict(
     now: dt.datetime | None = None,
     market: MarketData | None = None,
 ) -> Forecast:
+    """The forecast of the next ``horizon`` days' volatility from the latest day with complete
+    features, by the model ``choose_model`` picks (``requested``: "a" or "b" forces one).
+    Takes no lock and writes nothing: works on a read-only models volume.
+
+    Returns
+    -------
+    Forecast
+        What ``volforecast predict`` prints: daily and annualized, the model, why, the set.
+
+    Examples
+    --------
+    >>> from volforecast.config import build_settings
+    >>> run_predict(build_settings(data_source="sample"), print).forecast_annualized_pct  # doctest: +SKIP
+    """
     now = now or dt.datetime.now(dt.UTC)
     models = ModelsDirectory.for_settings(settings)
     # No lock: a committed set is immutable, so predict works on a read-only models volume.

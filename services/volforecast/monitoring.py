@@ -49,6 +49,25 @@ def run_monitor(
     now: dt.datetime | None = None,
     market: MarketData | None = None,
 ) -> MonitorResult:
+    """Score the live set of ``settings.symbol`` on the rows that arrived after training and
+    append one line to ``monitoring_history.jsonl``.
+
+    Reading and scoring take no lock; the append does (the consecutive-run rules read the
+    history under it). Raises ``NoNewDataError`` (exit 5) when no labeled row follows Model B's
+    training period yet.
+
+    Returns
+    -------
+    MonitorResult
+        ``.record``: the history line (the spec's fields, and ours: windows, feature drift,
+        retraining advice).
+
+    Examples
+    --------
+    >>> from volforecast.config import build_settings
+    >>> run_monitor(build_settings(data_source="sample"), print).record.recommendation  # doctest: +SKIP
+    'USE MODEL A (90%)'
+    """
     now = now or dt.datetime.now(dt.UTC)
     models = ModelsDirectory.for_settings(settings)
     # Reading and scoring need no lock and no write access; only the append does.

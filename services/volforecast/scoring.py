@@ -59,7 +59,17 @@ def dm_family(
     """``model`` against each of ``others`` under each loss of ``metrics.LOSSES``: one family
     per loss, Holm-adjusted, so that a claim of beating "the best" competitor is not one of
     several tries reported alone. ``skip_identical`` leaves out competitors whose losses equal
-    the model's (no test to make). Ordered by loss, then as ``others``."""
+    the model's (no test to make). Ordered by loss, then as ``others``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> realized = np.exp(np.random.default_rng(2).normal(-4.6, 0.3, 250))
+    >>> table = pd.DataFrame({"realized": realized, "a": realized * 1.02, "b": realized * 1.5,
+    ...                       "c": realized * 0.6})
+    >>> [(t.loss, t.against, t.p_value_holm < 0.05) for t in dm_family(table, "a", ["b", "c"], 1)]
+    [('squared_error', 'b', True), ('squared_error', 'c', True), ('qlike', 'b', True), ('qlike', 'c', True)]
+    """
     realized = forecasts[REALIZED]
     tests = []
     for loss_name, loss in LOSSES.items():
@@ -114,8 +124,31 @@ class Evaluation:
 def score_forecasts(forecasts: pd.DataFrame, horizon: int) -> Evaluation:
     """Metrics, ratios to HAR-RV and DM tests of the ``ensemble`` column against the baselines.
 
-    ``forecasts`` has a ``realized`` column, an ``ensemble`` column and one column per baseline
-    (``har_rv`` among them).
+    Parameters
+    ----------
+    forecasts : DataFrame
+        A ``realized`` column, an ``ensemble`` column and one column per baseline (``har_rv``
+        among them), one row per forecast day.
+    horizon : int
+        The forecast horizon (the DM tests' Newey–West lags).
+
+    Returns
+    -------
+    Evaluation
+        Every model's metrics and ratios to HAR-RV, the best baseline per metric, whether the
+        ensemble beats it, one Holm-adjusted DM family per loss, and RMSE/QLIKE per year.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> days = pd.bdate_range("2020-01-01", periods=300)
+    >>> realized = np.exp(rng.normal(-4.6, 0.3, 300))
+    >>> table = pd.DataFrame({"realized": realized, "ensemble": realized * 1.05,
+    ...                       "har_rv": realized * 1.3}, index=days)
+    >>> result = score_forecasts(table, horizon=5)
+    >>> result.best_baseline["rmse"], round(result.ratio_to_har_rv["ensemble"]["rmse"], 3)
+    ('har_rv', 0.167)
     """
     realized = forecasts[REALIZED]
     models = [c for c in forecasts.columns if c != REALIZED]

@@ -1,8 +1,32 @@
-"""Plain-text summaries printed at the end of a command."""
+"""What the commands print: the plain-text summaries of train, monitor and predict, and the
+small pieces every report shares (JSON or table, the list of files written, markdown rows)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel
+
 from volforecast.schemas import Forecast, MonitoringRecord, TrainingRecord
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def rendered(record: R, output_format: str, table: Callable[[R], str]) -> str:
+    """``record`` for people (``table``) or for programs (indented JSON)."""
+    return table(record) if output_format == "table" else record.model_dump_json(indent=2)
+
+
+def wrote(paths: Iterable[Path]) -> str:
+    """The line a command prints after writing its files."""
+    return "wrote " + ", ".join(str(p) for p in paths)
+
+
+def markdown_header(columns: Sequence[str]) -> list[str]:
+    """A markdown table's header row and its separator."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
 
 
 def training_summary(record: TrainingRecord) -> str:

@@ -182,11 +182,18 @@ def train_models(
         note=f"Model B held out last {MODEL_B_TEST_ROWS} samples for testing",
         sha256=sha256(blobs[MODEL_B_FILE]),
     )
+    # What every file of the set says about the run that wrote it.
+    run: dict[str, Any] = {
+        "run_id": run_id,
+        "timestamp": stamp,
+        "horizon": settings.horizon,
+        "symbol": settings.symbol,
+    }
+    source: dict[str, Any] = {"data_source": market.source, "data_end": market.last_date}
     validation = ValidationBaseline(
         validation_rmse=a_info.validation_rmse,
         validation_mae=a_info.validation_mae,
         validation_r2=a_info.validation_r2,
-        timestamp=stamp,
         train_val_split=TRAIN_FRACTION,
         date_range=DateRange(
             train_start=a_info.training_date_start,
@@ -194,38 +201,23 @@ def train_models(
             val_start=a_info.validation_date_start,
             val_end=a_info.validation_date_end,
         ),
-        run_id=run_id,
-        horizon=settings.horizon,
         purge_rows=purge,
         validation_samples=a_info.validation_samples,
         model_sha256=a_info.sha256,
-        symbol=settings.symbol,
+        **run,
     )
+    both = {"model_a": a_info, "model_b": b_info}
     dual = DualModelBaseline(
-        timestamp=stamp,
-        model_a=a_info,
-        model_b=b_info,
-        run_id=run_id,
-        horizon=settings.horizon,
-        purge_rows=purge,
-        feature_cols=list(FEATURE_COLUMNS),
-        data_source=market.source,
-        data_end=market.last_date,
-        symbol=settings.symbol,
+        purge_rows=purge, feature_cols=list(FEATURE_COLUMNS), **both, **run, **source
     )
     record = TrainingRecord(
-        timestamp=stamp,
         training_date=as_of_day,
-        model_a=a_info,
-        model_b=b_info,
-        run_id=run_id,
-        horizon=settings.horizon,
-        data_source=market.source,
-        data_end=market.last_date,
         as_of=settings.as_of,
         duration_seconds=round(time.monotonic() - started, 3),
-        symbol=settings.symbol,
         ensemble_settings=spec.name,
+        **both,
+        **run,
+        **source,
     )
     blobs[VALIDATION_FILE] = validation.model_dump_json(indent=2).encode()
     blobs[DUAL_FILE] = dual.model_dump_json(indent=2).encode()
@@ -241,7 +233,33 @@ def run_train(
     now: dt.datetime | None = None,
     market: MarketData | None = None,
 ) -> TrainingResult:
-    """Train under the models-directory lock and publish the set; nothing changes on failure."""
+    """Train Model A and Model B on ``settings.symbol`` and publish them as one set.
+
+    Under the models-directory lock: finish what a killed run left (``recover``), load the
+    data (or use ``market``, already cut at ``--as-of``), fit both models, write the set and
+    its training-history line together (``ModelsDirectory.commit``). On any failure the
+    directory is left as it was.
+
+    Parameters
+    ----------
+    settings : Settings
+        Symbol, horizon, data source, models directory, ``--as-of`` and the rest.
+    progress : callable
+        Receives one plain line per step (the CLI logs them with the elapsed time).
+    downloader, now, market
+        Stand-ins for tests and the replay: the download, the clock, the loaded data.
+
+    Returns
+    -------
+    TrainingResult
+        The run id, the training record (the history line), both baselines and both fits.
+
+    Examples
+    --------
+    >>> from volforecast.config import build_settings
+    >>> result = run_train(build_settings(data_source="sample"), print)  # doctest: +SKIP
+    >>> result.record.model_a.validation_rmse  # doctest: +SKIP
+    """
     now = now or dt.datetime.now(dt.UTC)
     run_id = new_run_id(now)
     models = ModelsDirectory.for_settings(settings)

@@ -53,7 +53,14 @@ class Block:
 
 
 def schedule(n_rows: int, first: int, refit_every: int, purge: int) -> list[Block]:
-    """Refit points from position ``first`` to the end, every ``refit_every`` rows."""
+    """Refit points from position ``first`` to the end, every ``refit_every`` rows, each
+    training on the rows before ``start - purge``.
+
+    Examples
+    --------
+    >>> [(b.train_end, b.start, b.stop) for b in schedule(10, 4, 3, purge=2)]
+    [(2, 4, 7), (5, 7, 10)]
+    """
     if refit_every < 1:
         raise ValueError("refit_every must be at least 1")
     if first - purge < 1:

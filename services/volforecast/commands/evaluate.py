@@ -31,6 +31,7 @@ from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
 from volforecast.schemas import EvaluationReport, EvaluationSummary, EvaluationSummaryRow
 from volforecast.scoring import HAR_RV, LOSS_METRIC, RANKED, ratio, score_forecasts
 from volforecast.store import ModelsDirectory
+from volforecast.summaries import markdown_header, wrote
 from volforecast.walkforward import (
     ENSEMBLE,
     REALIZED,
@@ -106,8 +107,7 @@ def markdown_table(report: EvaluationReport) -> str:
             "",
             "By calendar year (RMSE × 1000 / QLIKE; each year's best of each metric in bold):",
             "",
-            "| year | rows | " + " | ".join(shown) + " |",
-            "|---|---|" + "---|" * len(shown),
+            *markdown_header(["year", "rows", *shown]),
         ]
         for year, per_model in report.by_year.items():
             low_r = min(v["rmse"] for v in per_model.values())
@@ -407,13 +407,8 @@ def summary_markdown(summary: EvaluationSummary) -> str:
     ok = [r for r in summary.results if r.status == "ok"]
     if ok:
         models = list(ok[0].ratio_to_har_rv)
-        lines += [
-            "",
-            "Every model, RMSE / QLIKE over HAR-RV's:",
-            "",
-            "| symbol | h | " + " | ".join(models) + " |",
-            "|---|---|" + "---|" * len(models),
-        ]
+        lines += ["", "Every model, RMSE / QLIKE over HAR-RV's:", ""]
+        lines += markdown_header(["symbol", "h", *models])
         for row in ok:
             cells = [
                 f"{row.ratio_to_har_rv[m]['rmse']:.3f} / {row.ratio_to_har_rv[m]['qlike']:.3f}"
@@ -431,7 +426,7 @@ def run(settings: Settings, _args: argparse.Namespace, say: Progress) -> int:
         if symbols is None and settings.horizons is None:
             report, paths = run_evaluate(settings, say, engine=engine)
             print(markdown_table(report))
-            print("wrote " + ", ".join(str(p) for p in paths))
+            print(wrote(paths))
             return 0
         summary, paths = run_evaluate_universe(
             settings,
@@ -441,7 +436,7 @@ def run(settings: Settings, _args: argparse.Namespace, say: Progress) -> int:
             engine=engine,
         )
     print(summary_markdown(summary))
-    print("wrote " + ", ".join(str(p) for p in paths))
+    print(wrote(paths))
     failed = [r for r in summary.results if r.status == "failed"]
     if failed:
         log.error(

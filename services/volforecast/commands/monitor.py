@@ -12,7 +12,7 @@ from volforecast.config import Settings
 from volforecast.ensemble import Progress
 from volforecast.errors import EXIT_RETRAIN_ADVISED
 from volforecast.monitoring import run_monitor
-from volforecast.summaries import monitoring_summary
+from volforecast.summaries import monitoring_summary, rendered
 from volforecast.telemetry import publish_runs
 
 log = logging.getLogger(__name__)
@@ -24,11 +24,7 @@ def run(settings: Settings, args: argparse.Namespace, say: Progress) -> int:
     if symbols is not None:
         return universe.run_command("monitor", settings, symbols, args.format, say, started)
     result = run_monitor(settings, say)
-    print(
-        monitoring_summary(result.record)
-        if args.format == "table"
-        else result.record.model_dump_json(indent=2)
-    )
+    print(rendered(result.record, args.format, monitoring_summary))
     publish_runs(settings, "monitor", {settings.symbol: result.record}, started)
     if settings.fail_on_retrain and result.record.retraining.action == "retrain_now":
         log.warning("retraining is advised; exiting %d (--fail-on-retrain)", EXIT_RETRAIN_ADVISED)

@@ -9,7 +9,7 @@ from volforecast import universe
 from volforecast.config import Settings
 from volforecast.ensemble import Progress
 from volforecast.forecasting import run_predict
-from volforecast.summaries import forecast_table
+from volforecast.summaries import forecast_table, rendered
 
 
 def run(settings: Settings, args: argparse.Namespace, say: Progress) -> int:
@@ -19,7 +19,5 @@ def run(settings: Settings, args: argparse.Namespace, say: Progress) -> int:
             "predict", settings, symbols, args.format, say, time.monotonic(), args.model
         )
     forecast = run_predict(settings, say, requested=args.model)
-    print(
-        forecast_table(forecast) if args.format == "table" else forecast.model_dump_json(indent=2)
-    )
+    print(rendered(forecast, args.format, forecast_table))
     return 0

@@ -20,7 +20,7 @@ from volforecast import policy
 from volforecast.atomic import write_outputs
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
-from volforecast.engine import Engine, Piece, open_engine
+from volforecast.engine import Engine, Piece, run_on_engine
 from volforecast.ensemble import Progress
 from volforecast.errors import ConfigError, DataError
 from volforecast.metrics import qlike_loss
@@ -43,6 +43,7 @@ from volforecast.store import (
     TRAINING_HISTORY,
     ModelsDirectory,
 )
+from volforecast.summaries import wrote
 
 REPLAY_JSON = "replay.json"
 REPLAY_MD = "replay.md"
@@ -201,8 +202,6 @@ def replay_markdown(report: ReplayReport) -> str:
 
 
 def run(settings: Settings, _args: argparse.Namespace, say: Progress) -> int:
-    with open_engine(settings, say) as engine:
-        result, paths = run_replay(settings, say, engine=engine)
-    print(replay_markdown(result))
-    print("wrote " + ", ".join(str(p) for p in paths))
+    result, paths = run_on_engine(settings, say, run_replay)
+    print(replay_markdown(result), wrote(paths), sep="\n")
     return 0

@@ -33,6 +33,7 @@ from volforecast.store import (
     CurrentModels,
     ModelsDirectory,
 )
+from volforecast.summaries import wrote
 
 log = logging.getLogger(__name__)
 
@@ -238,5 +239,5 @@ def run_report(
 def run(settings: Settings, _args: argparse.Namespace, say: Progress) -> int:
     result = run_report(settings, say)
     print(result.text)
-    print("wrote " + ", ".join(str(p) for p in result.paths))
+    print(wrote(result.paths))
     return 0

@@ -24,11 +24,12 @@ from volforecast.atomic import write_outputs
 from volforecast.baselines import HAR, HARCore
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
-from volforecast.engine import Engine, open_engine
+from volforecast.engine import Engine, run_on_engine
 from volforecast.ensemble import Progress
 from volforecast.schemas import CandidateScore, SelectionRecord
 from volforecast.scoring import candidate_scores
 from volforecast.store import ModelsDirectory
+from volforecast.summaries import wrote
 from volforecast.walkforward import EnsembleForecaster, Walk, build_walk, run_walks
 
 SELECTION_MD = "selection.md"
@@ -162,8 +163,6 @@ def selection_markdown(record: SelectionRecord) -> str:
 
 
 def run(settings: Settings, _args: argparse.Namespace, say: Progress) -> int:
-    with open_engine(settings, say) as engine:
-        result, paths = run_select(settings, say, engine=engine)
-    print(selection_markdown(result))
-    print("wrote " + ", ".join(str(p) for p in paths))
+    result, paths = run_on_engine(settings, say, run_select)
+    print(selection_markdown(result), wrote(paths), sep="\n")
     return 0

@@ -8,7 +8,7 @@ import time
 from volforecast import universe
 from volforecast.config import Settings
 from volforecast.ensemble import Progress
-from volforecast.summaries import training_summary
+from volforecast.summaries import rendered, training_summary
 from volforecast.telemetry import publish_runs
 from volforecast.training import run_train
 
@@ -19,10 +19,6 @@ def run(settings: Settings, args: argparse.Namespace, say: Progress) -> int:
     if symbols is not None:
         return universe.run_command("train", settings, symbols, args.format, say, started)
     result = run_train(settings, say)
-    print(
-        training_summary(result.record)
-        if args.format == "table"
-        else result.record.model_dump_json(indent=2)
-    )
+    print(rendered(result.record, args.format, training_summary))
     publish_runs(settings, "train", {settings.symbol: result.record}, started)
     return 0

@@ -1,3 +1,6 @@
+"""volforecast evaluate (commands/evaluate): the walk-forward benchmark's files, numbers and
+errors."""
+
 from __future__ import annotations
 
 import json
@@ -13,80 +16,15 @@ from volforecast.data import load_market_data
 from volforecast.ensemble import predict_artifact
 from volforecast.features import FEATURE_COLUMNS, build_dataset, labeled
 from volforecast.schemas import EvaluationReport
-from volforecast.scoring import score_forecasts
 from volforecast.store import ModelsDirectory
-from volforecast.walkforward import ENSEMBLE, REALIZED, Block, schedule, walk_forward
+from volforecast.walkforward import ENSEMBLE, REALIZED
 
 from .conftest import cli_args, synthetic_market, write_market
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
 METRIC_KEYS = {"rmse", "mae", "mse_var", "qlike", "mz_r2"}
-
-
-@pytest.mark.parametrize("purge", [1, 5, 22])
-def test_schedule_ends_training_purge_rows_before_each_block_when_refitting(purge):
-    blocks = schedule(1000, 600, 63, purge)
-    assert blocks[0] == Block(train_end=600 - purge, start=600, stop=663)
-    assert blocks[-1].stop == 1000
-    for b in blocks:
-        # The last training row's target window (horizon = purge rows) ends before the block.
-        assert (b.train_end - 1) + purge < b.start
-
-
-class _Recorder:
-    """A forecaster that remembers what it was trained on and forecasts its training mean."""
-
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[pd.Timestamp, pd.Timestamp]] = []
-
-    def fit(self, train: pd.DataFrame, returns: pd.Series) -> _Recorder:
-        self.level_ = float(train["target"].mean())
-        self.last_ = train.index[-1]
-        return self
-
-    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> np.ndarray:
-        self.seen.append((self.last_, rows.index[0]))
-        return np.full(len(rows), self.level_)
-
-
-def test_walk_forward_never_trains_on_rows_inside_the_purge_or_the_block():
-    dates = pd.bdate_range("2020-01-01", periods=300)
-    data = pd.DataFrame({"target": np.linspace(1.0, 2.0, 300)}, index=dates)
-    recorder = _Recorder()
-    fc = walk_forward(data, pd.Series(0.0, index=dates), [recorder], schedule(300, 100, 50, 5))
-    assert len(fc) == 200 and fc.index[0] == dates[100]
-    for last_train, first_forecast in recorder.seen:
-        assert dates.get_loc(first_forecast) - dates.get_loc(last_train) == 6
-    np.testing.assert_array_equal(fc[REALIZED], data["target"].iloc[100:])
-
-
-def test_score_forecasts_flags_the_best_baseline_and_ratios_to_har_rv():
-    rng = np.random.default_rng(2)
-    y = rng.uniform(0.005, 0.03, 500)
-    fc = pd.DataFrame(
-        {
-            REALIZED: y,
-            ENSEMBLE: y * rng.lognormal(0, 0.05, 500),
-            "har_rv": y * rng.lognormal(0, 0.4, 500),
-            "other": y * rng.lognormal(0, 0.2, 500),
-        },
-        index=pd.bdate_range("2020-01-01", periods=500),
-    )
-    ev = score_forecasts(fc, horizon=5)
-    assert ev.best_baseline["rmse"] == "other" and ev.best_baseline["qlike"] == "other"
-    assert ev.beats == {k: True for k in ev.beats}
-    assert ev.ratio_to_har_rv["har_rv"]["qlike"] == pytest.approx(1.0)
-    assert {(t.against, t.loss) for t in ev.dm_tests} == {
-        ("har_rv", "squared_error"),
-        ("other", "squared_error"),
-        ("har_rv", "qlike"),
-        ("other", "qlike"),
-    }
-    assert all(t.statistic < -2 for t in ev.dm_tests)
-    # Holm over the two baselines of each loss: never below the raw p-value.
-    assert all(t.p_value <= t.p_value_holm <= 1 for t in ev.dm_tests)
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +37,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     return root, code
 
 
+@pytest.mark.slow
 def test_evaluate_writes_json_table_forecasts_and_pngs_when_run_on_csv(evaluated):
     root, code = evaluated
     assert code == 0
@@ -122,6 +61,7 @@ def test_evaluate_writes_json_table_forecasts_and_pngs_when_run_on_csv(evaluated
         assert (out / png).read_bytes().startswith(PNG)
 
 
+@pytest.mark.slow
 def test_evaluate_gives_identical_numbers_when_run_twice(evaluated, tmp_path):
     root, _ = evaluated
     first = json.loads((root / "out" / "evaluation.json").read_text())
@@ -134,6 +74,7 @@ def test_evaluate_gives_identical_numbers_when_run_twice(evaluated, tmp_path):
     assert first["diebold_mariano"] == second["diebold_mariano"]
 
 
+@pytest.mark.slow
 def test_evaluated_ensemble_is_the_one_train_writes_when_blocks_match_model_a(evaluated, tmp_path):
     """One block from Model A's validation start reproduces Model A's validation forecasts."""
     root, _ = evaluated
@@ -165,6 +106,7 @@ def test_evaluate_exits_3_naming_the_fix_when_eval_start_leaves_too_little_histo
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_reports_metrics_per_calendar_year_that_match_the_forecasts(evaluated):
     root, _ = evaluated
     report = EvaluationReport.model_validate_json((root / "out" / "evaluation.json").read_text())
