@@ -1,5 +1,5 @@
-"""What the commands print: the plain-text summaries of train, monitor and predict, and the
-small pieces every report shares (JSON or table, the list of files written, markdown rows)."""
+"""What the commands print: the plain-text summaries of train, monitor and predict, the trend
+summary of report (the spec's "Analyze Performance Trends"), and the small pieces every report shares (JSON or table, the list of files written, markdown rows)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 from pydantic import BaseModel
 
-from volforecast.schemas import Forecast, MonitoringRecord, TrainingRecord
+from volforecast.errors import ArtifactsMissingError
+from volforecast.schemas import Forecast, MonitoringRecord, TrainingRecord, TrendSummary
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -90,3 +92,68 @@ def forecast_table(forecast: Forecast) -> str:
         ("data", f"{forecast.data_source}, as of {forecast.as_of}"),
     ]  # fmt: skip
     return "\n".join(f"{k:<10}{v}" for k, v in rows)
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def trend_summary(
+    training: list[TrainingRecord], monitoring: list[MonitoringRecord], current_run_id: str
+) -> TrendSummary:
+    """The trend numbers; a history may hold a single record, and monitoring may be empty."""
+    if not training:
+        raise ArtifactsMissingError(
+            "training_history.jsonl has no valid record. Fix: run `volforecast train` first."
+        )
+    first = training[0].model_a.validation_rmse
+    latest = training[-1].model_a.validation_rmse
+    change = (latest / first - 1.0) * 100.0 if len(training) > 1 else None
+    last = monitoring[-1] if monitoring else None
+    return TrendSummary(
+        training_runs=len(training),
+        first_validation_rmse=first,
+        latest_validation_rmse=latest,
+        validation_rmse_change_pct=change,
+        monitoring_runs=len(monitoring),
+        average_drift_pct=_mean([r.drift.model_a_drift_pct for r in monitoring]),
+        latest_drift_pct=last.drift.model_a_drift_pct if last else None,
+        model_b_average_win_rate=_mean([r.comparison.model_b_win_rate for r in monitoring]),
+        runs_since_last_retrain=sum(1 for r in monitoring if r.models_run_id == current_run_id),
+        latest_recommendation=last.recommendation if last else None,
+        latest_retraining_action=last.retraining.action if last else None,
+        current_run_id=current_run_id,
+    )
+
+
+def trend_text(s: TrendSummary) -> str:
+    """The summary in the layout of the spec's trend script."""
+
+    def pct(value: float | None, signed: bool = False) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:+.2f}%" if signed else f"{value:.2f}%"
+
+    lines = [
+        "=== TRAINING TRENDS ===",
+        f"Total training runs: {s.training_runs}",
+        f"Model A validation RMSE: first {s.first_validation_rmse:.6f}, "
+        f"latest {s.latest_validation_rmse:.6f}",
+        f"RMSE change: {pct(s.validation_rmse_change_pct, signed=True)}"
+        + (" (a single run)" if s.training_runs == 1 else ""),
+        "",
+        "=== MONITORING TRENDS ===",
+        f"Total monitoring runs: {s.monitoring_runs}",
+    ]
+    if s.monitoring_runs:
+        lines += [
+            f"Average drift: {pct(s.average_drift_pct)} (latest {pct(s.latest_drift_pct)})",
+            f"Model B average win rate: {pct(s.model_b_average_win_rate)}",
+            f"Runs since the last retrain: {s.runs_since_last_retrain} "
+            f"(model set {s.current_run_id})",
+            f"Latest recommendation: {s.latest_recommendation}; retraining: "
+            f"{s.latest_retraining_action}",
+        ]
+    else:
+        lines.append("No monitoring runs yet: run `volforecast monitor` after new trading days.")
+    return "\n".join(lines)

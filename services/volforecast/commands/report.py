@@ -1,8 +1,9 @@
-"""The report command: trends of the training and monitoring histories as numbers, PNG plots
-and one self-contained HTML page.
+"""``volforecast report``: trends of the training and monitoring histories as numbers, PNG
+plots and one self-contained HTML page.
 
-``summarize`` is pure (histories in, numbers out); ``run_report`` reads the models directory,
-recomputes the current Model A's validation forecasts from the data and writes the files.
+The numbers are ``summaries.trend_summary``'s (histories in, numbers out); ``run_report``
+reads the models directory, recomputes the current Model A's validation forecasts from the
+data and writes the files.
 """
 
 from __future__ import annotations
@@ -23,17 +24,17 @@ from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.drift import PSI_THRESHOLD
 from volforecast.ensemble import Progress, predict_artifact
-from volforecast.errors import ArtifactsMissingError, VolforecastError
+from volforecast.errors import VolforecastError
 from volforecast.features import TARGET, build_dataset, labeled
 from volforecast.plots import drift_over_time, forecasts_vs_realized, psi_bars, rmse_over_time
 from volforecast.policy import DRIFT_PLAN_PCT, DRIFT_RETRAIN_PCT
-from volforecast.schemas import MonitoringRecord, TrainingRecord, TrendReport, TrendSummary
+from volforecast.schemas import MonitoringRecord, TrendReport
 from volforecast.store import (
     MONITORING_HISTORY,
     CurrentModels,
     ModelsDirectory,
 )
-from volforecast.summaries import wrote
+from volforecast.summaries import trend_summary, trend_text, wrote
 
 log = logging.getLogger(__name__)
 
@@ -43,71 +44,6 @@ DRIFT_PNG = "drift.png"
 RMSE_PNG = "rmse.png"
 VALIDATION_PNG = "validation_forecasts.png"
 PSI_PNG = "feature_psi.png"
-
-
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
-
-
-def summarize(
-    training: list[TrainingRecord], monitoring: list[MonitoringRecord], current_run_id: str
-) -> TrendSummary:
-    """The trend numbers; a history may hold a single record, and monitoring may be empty."""
-    if not training:
-        raise ArtifactsMissingError(
-            "training_history.jsonl has no valid record. Fix: run `volforecast train` first."
-        )
-    first = training[0].model_a.validation_rmse
-    latest = training[-1].model_a.validation_rmse
-    change = (latest / first - 1.0) * 100.0 if len(training) > 1 else None
-    last = monitoring[-1] if monitoring else None
-    return TrendSummary(
-        training_runs=len(training),
-        first_validation_rmse=first,
-        latest_validation_rmse=latest,
-        validation_rmse_change_pct=change,
-        monitoring_runs=len(monitoring),
-        average_drift_pct=_mean([r.drift.model_a_drift_pct for r in monitoring]),
-        latest_drift_pct=last.drift.model_a_drift_pct if last else None,
-        model_b_average_win_rate=_mean([r.comparison.model_b_win_rate for r in monitoring]),
-        runs_since_last_retrain=sum(1 for r in monitoring if r.models_run_id == current_run_id),
-        latest_recommendation=last.recommendation if last else None,
-        latest_retraining_action=last.retraining.action if last else None,
-        current_run_id=current_run_id,
-    )
-
-
-def summary_text(s: TrendSummary) -> str:
-    """The summary in the layout of the spec's trend script."""
-
-    def pct(value: float | None, signed: bool = False) -> str:
-        if value is None:
-            return "n/a"
-        return f"{value:+.2f}%" if signed else f"{value:.2f}%"
-
-    lines = [
-        "=== TRAINING TRENDS ===",
-        f"Total training runs: {s.training_runs}",
-        f"Model A validation RMSE: first {s.first_validation_rmse:.6f}, "
-        f"latest {s.latest_validation_rmse:.6f}",
-        f"RMSE change: {pct(s.validation_rmse_change_pct, signed=True)}"
-        + (" (a single run)" if s.training_runs == 1 else ""),
-        "",
-        "=== MONITORING TRENDS ===",
-        f"Total monitoring runs: {s.monitoring_runs}",
-    ]
-    if s.monitoring_runs:
-        lines += [
-            f"Average drift: {pct(s.average_drift_pct)} (latest {pct(s.latest_drift_pct)})",
-            f"Model B average win rate: {pct(s.model_b_average_win_rate)}",
-            f"Runs since the last retrain: {s.runs_since_last_retrain} "
-            f"(model set {s.current_run_id})",
-            f"Latest recommendation: {s.latest_recommendation}; retraining: "
-            f"{s.latest_retraining_action}",
-        ]
-    else:
-        lines.append("No monitoring runs yet: run `volforecast monitor` after new trading days.")
-    return "\n".join(lines)
 
 
 def validation_forecasts(
@@ -164,7 +100,7 @@ def run_report(
     current = models.load_current()
     training = models.training_history(current.record)
     monitoring = models.read_history(MONITORING_HISTORY, MonitoringRecord)
-    summary = summarize(training, monitoring, current.run_id)
+    summary = trend_summary(training, monitoring, current.run_id)
     progress(f"{len(training)} training runs, {len(monitoring)} monitoring runs")
     images: dict[str, bytes] = {}
     notes: list[str] = []
@@ -225,7 +161,7 @@ def run_report(
         plots=list(images),
         created_at=now.isoformat(),
     )
-    text = summary_text(summary)
+    text = trend_text(summary)
     output = settings.output_dir or models.root / "reports"
     progress(f"writing {len(images)} plots and {REPORT_HTML} to {output}")
     files = {
