@@ -209,3 +209,17 @@ def run_in_processes(
     for p in procs:
         p.join(300)
     return [p.exitcode for p in procs]
+
+
+def rehash_manifest(models: Path) -> None:
+    """What an attacker who can write the volume does after editing a set file (and what a
+    test does to reach the checks behind the hashes): make the manifest agree again."""
+    import json
+
+    from volforecast.store import MANIFEST_FILE, sha256
+
+    set_dir = models / "current"
+    manifest = json.loads((set_dir / MANIFEST_FILE).read_text())
+    for name in manifest["files"]:
+        manifest["files"][name] = sha256((set_dir / name).read_bytes())
+    (set_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))

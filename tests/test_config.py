@@ -3,6 +3,7 @@ flag."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,35 @@ def test_command_exits_2_and_changes_nothing_when_as_of_is_in_the_future(
     assert main(cli_args(project, command, "--as-of", "2999-01-01")) == 2
     assert "--as-of / VOLF_AS_OF 2999-01-01 is after today" in capsys.readouterr().err
     assert snapshot(project / "models") == before
+
+
+def test_horizons_are_deduplicated_as_integers_when_given_as_5_and_05():
+    from volforecast.config import build_settings
+
+    assert build_settings(horizons="5,05,22").horizons == [5, 22]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"horizons": "x"}, "--horizons / VOLF_HORIZONS: Value error, not a whole number"),
+        ({"implied_vol": "QQQ=^VXN,=X"}, "'=X' is not SYMBOL=INDEX"),
+        ({"implied_vol": "QQQ=VXN,QQQ=VIX"}, "QQQ is given twice"),
+    ],
+)
+def test_settings_error_names_the_option_and_the_problem_when_a_list_is_malformed(
+    overrides, message
+):
+    from volforecast.config import build_settings
+    from volforecast.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        build_settings(**overrides)
+    assert ".0" not in str(caught.value).split(":")[1]
+
+
+def test_implied_vol_accepts_a_caret_spaces_and_a_repeated_identical_entry():
+    from volforecast.config import build_settings
+
+    vols = build_settings(implied_vol="QQQ=^VXN, GLD = GVZ ,QQQ=VXN").implied_vol
+    assert vols == {"QQQ": "VXN", "GLD": "GVZ"}

@@ -117,3 +117,30 @@ def test_predict_exits_4_when_nothing_was_trained(tmp_path, make_settings, capsy
             str(tmp_path / "empty")]  # fmt: skip
     assert main(args) == 4
     assert "volforecast train" in capsys.readouterr().err
+
+
+def test_predict_exits_2_when_as_of_falls_inside_the_sets_training_data(project, capsys):
+    assert main(cli_args(project, "predict", "--as-of", "2017-06-01")) == 2
+    assert "before the end of the data the live set" in capsys.readouterr().err
+
+
+def test_predict_ignores_monitoring_runs_dated_after_as_of_when_replaying(project, capsys):
+    _add_monitoring_record(project, "USE MODEL B (ALL-30)")  # dated 2018-03-01 (see helper)
+    assert _predict(project, capsys, "--as-of", "2018-02-20").model == "A"
+    assert _predict(project, capsys, "--as-of", "2018-03-01").model == "B"
+
+
+def test_predict_exits_2_when_implied_vol_differs_from_the_one_the_set_was_fitted_with(
+    project, capsys
+):
+    (project / "data" / "vxn_daily.csv").write_bytes(
+        (project / "data" / "vix_daily.csv").read_bytes()
+    )
+    assert main(cli_args(project, "predict", "--implied-vol", "SPY=VXN")) == 2
+    assert "fitted with VIX" in capsys.readouterr().err
+
+
+def test_predict_exits_2_when_horizon_given_differs_from_the_sets(project, capsys):
+    assert main(cli_args(project, "predict", "--horizon", "22")) == 2
+    assert "forecasts 5-day volatility, not --horizon 22" in capsys.readouterr().err
+    assert _predict(project, capsys, "--horizon", "5").horizon == 5

@@ -14,14 +14,13 @@ import pytest
 from volforecast.cli import main
 from volforecast.store import (
     DUAL_FILE,
-    MANIFEST_FILE,
     MODEL_A_FILE,
     MONITORING_HISTORY,
     VALIDATION_FILE,
     sha256,
 )
 
-from .conftest import TRAINED_ON, cli_args, snapshot
+from .conftest import TRAINED_ON, cli_args, rehash_manifest, snapshot
 
 KEY = "0123456789abcdef0123456789abcdef"
 
@@ -31,15 +30,6 @@ def _edit_json(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data, indent=2))
-
-
-def _rehash(models: Path) -> None:
-    """What an attacker who can write the volume does next: make the manifest agree again."""
-    set_dir = models / "current"
-    manifest = json.loads((set_dir / MANIFEST_FILE).read_text())
-    for name in manifest["files"]:
-        manifest["files"][name] = sha256((set_dir / name).read_bytes())
-    (set_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
 
 
 @pytest.mark.parametrize(
@@ -70,7 +60,7 @@ def test_monitor_exits_6_when_an_edited_rmse_is_out_of_range_even_with_rehashed_
     project: Path, capsys, value, message
 ):
     _edit_json(project / "models" / VALIDATION_FILE, lambda d: d.update(validation_rmse=value))
-    _rehash(project / "models")
+    rehash_manifest(project / "models")
     assert main(cli_args(project, "monitor")) == 6
     err = capsys.readouterr().err
     assert "validation_baseline.json of the current set is invalid" in err and message in err
@@ -84,7 +74,7 @@ def test_monitor_exits_6_when_validation_dates_are_out_of_order_even_with_rehash
         project / "models" / VALIDATION_FILE,
         lambda d: d["date_range"].update(val_start=d["date_range"]["train_start"]),
     )
-    _rehash(project / "models")
+    rehash_manifest(project / "models")
     assert main(cli_args(project, "monitor")) == 6
     assert "dates out of order: train_end < val_start" in capsys.readouterr().err
 
@@ -106,7 +96,7 @@ def _plant_malicious_pickle(models: Path, marker: Path) -> None:
     digest = sha256(data)
     _edit_json(models / VALIDATION_FILE, lambda d: d.update(model_sha256=digest))
     _edit_json(models / DUAL_FILE, lambda d: d["model_a"].update(sha256=digest))
-    _rehash(models)
+    rehash_manifest(models)
 
 
 @pytest.fixture(scope="module")

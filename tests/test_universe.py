@@ -322,3 +322,22 @@ def test_summary_markdown_shows_the_holm_adjusted_p_value_it_announces():
     )  # fmt: skip
     line = next(x for x in summary_markdown(summary).splitlines() if x.startswith("| SPY | 5 |"))
     assert "| 0.31 | 0.31 |" in line and "0.04" not in line
+
+
+@pytest.mark.slow
+def test_cli_universe_prints_one_plain_line_and_no_traceback_when_a_symbol_fails_on_dask(
+    universe, tmp_path
+):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(universe, tmp_path / "p", symlinks=True)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("VOLF_")}
+    args = cli_args(tmp_path / "p", "monitor", "--symbols", "spy,xle", "--workers", "1")
+    run = subprocess.run(
+        [sys.executable, "-m", "volforecast.cli", *args], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 11
+    assert "Compute Failed" not in run.stderr and "Traceback" not in run.stderr
+    assert len([line for line in run.stderr.splitlines() if "monitor XLE failed" in line]) == 1

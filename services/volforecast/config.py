@@ -303,7 +303,11 @@ class Settings(BaseSettings):
         items = [v.strip() for v in value.split(",") if v.strip()]
         if not items:
             raise ValueError("give at least one horizon, e.g. 1,5,22")
-        return list(dict.fromkeys(items))
+        bad = [v for v in items if not v.isdigit()]
+        if bad:
+            raise ValueError(f"not a whole number of trading days: {', '.join(bad)} (e.g. 1,5,22)")
+        # As integers, so that "5" and "05" are one horizon, evaluated once.
+        return list(dict.fromkeys(int(v) for v in items))
 
     @field_validator("horizons")
     @classmethod
@@ -317,14 +321,19 @@ class Settings(BaseSettings):
     def _implied_vol_map(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        mapping = {}
+        mapping: dict[str, str] = {}
         for item in (v.strip() for v in value.split(",")):
             if not item:
                 continue
-            symbol, sep, iv = item.partition("=")
-            if not sep:
+            symbol, sep, iv = (part.strip() for part in item.partition("="))
+            if not sep or not symbol or not iv.lstrip("^"):
                 raise ValueError(f"{item!r} is not SYMBOL=INDEX (e.g. QQQ=VXN)")
-            [sym, vol] = _tickers(f"{symbol},{iv.lstrip('^')}")
+            [sym] = _tickers(symbol)
+            [vol] = _tickers(iv.lstrip("^"))
+            if sym in mapping and mapping[sym] != vol:
+                raise ValueError(
+                    f"{sym} is given twice ({sym}={mapping[sym]}, {sym}={vol}): keep one"
+                )
             mapping[sym] = vol
         return mapping
 
@@ -392,7 +401,9 @@ def build_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            # The option, not pydantic's path into it ("horizons.0" is item 0 of --horizons).
+            name = str(err["loc"][0]) if err["loc"] else "settings"
+            item = f" (item {err['loc'][1]})" if len(err["loc"]) > 1 else ""
             shown = "(hidden)" if "signing_key" in name else repr(err.get("input"))
-            problems.append(f"{option_names(name)}: {err['msg']} (got {shown})")
+            problems.append(f"{option_names(name)}{item}: {err['msg']} (got {shown})")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc

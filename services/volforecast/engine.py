@@ -59,6 +59,21 @@ class Outcome:
     error: BaseException | None = None
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """A piece's error, returned as its value: Dask then logs no "Compute Failed" traceback
+    on the worker for a failure that the command reports in one plain line anyway."""
+
+    error: BaseException
+
+
+def _guarded(func: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return func(*args)
+    except Exception as exc:  # reported per piece by the command, with its cause and fix
+        return _Failed(exc)
+
+
 class Engine:
     """Runs pieces on a Dask client, or in this process when ``client`` is None."""
 
@@ -110,7 +125,7 @@ class Engine:
         # A readable, unique key per task: the dashboard and the worker logs show it.
         run = uuid.uuid4().hex[:8]
         futures = [
-            self.client.submit(p.func, *p.args, key=f"{p.label}-{run}-{i}", pure=False)
+            self.client.submit(_guarded, p.func, *p.args, key=f"{p.label}-{run}-{i}", pure=False)
             for i, p in enumerate(pieces)
         ]
         position = {f.key: i for i, f in enumerate(futures)}
@@ -143,7 +158,12 @@ class Engine:
                     error=error if isinstance(error, BaseException) else RuntimeError(str(error)),
                 )
             else:
-                outcome = Outcome(pieces[i].label, value=future.result())
+                value = future.result()
+                outcome = (
+                    Outcome(pieces[i].label, error=value.error)
+                    if isinstance(value, _Failed)
+                    else Outcome(pieces[i].label, value=value)
+                )
             future.release()
             results[i] = outcome
             ticker.done(outcome)

@@ -73,7 +73,10 @@ def run_predict(
     models = ModelsDirectory.for_settings(settings)
     # No lock: a committed set is immutable, so predict works on a read-only models volume.
     current = models.load_current()
+    current.check_serves(settings, as_of_after_training=True)
     history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
+    if settings.as_of is not None:  # a replayed day reads only the runs made by then
+        history = [r for r in history if r.monitoring_date <= settings.as_of]
     label, why = choose_model(current, history, requested)
     artifact = current.model_a if label == "A" else current.model_b
     info = current.dual.model_a if label == "A" else current.dual.model_b

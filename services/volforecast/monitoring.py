@@ -76,12 +76,7 @@ def run_monitor(
     progress(
         f"monitoring {settings.symbol} model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})"
     )
-    if settings.horizon != dual.horizon:
-        log.warning(
-            "using the models' horizon of %d days, not --horizon %d",
-            dual.horizon,
-            settings.horizon,
-        )
+    current.check_serves(settings)
     # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
     market = market or load_market_data(settings, downloader=downloader, today=now.date())
     data = labeled(build_dataset(market.frame, dual.horizon))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from volforecast import __version__, selection
+from volforecast import __version__, lineage, selection
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
 from volforecast.ensemble import Progress, StackedEnsemble
@@ -189,7 +189,12 @@ def train_models(
         "horizon": settings.horizon,
         "symbol": settings.symbol,
     }
-    source: dict[str, Any] = {"data_source": market.source, "data_end": market.last_date}
+    implied_vol = settings.implied_vol_for(settings.symbol)
+    source: dict[str, Any] = {
+        "data_source": market.source,
+        "data_end": market.last_date,
+        "implied_vol": implied_vol,
+    }
     validation = ValidationBaseline(
         validation_rmse=a_info.validation_rmse,
         validation_mae=a_info.validation_mae,
@@ -215,6 +220,8 @@ def train_models(
         as_of=settings.as_of,
         duration_seconds=round(time.monotonic() - started, 3),
         ensemble_settings=spec.name,
+        data_digest=lineage.data_digest(market.frame, settings.symbol, implied_vol),
+        library_versions=lineage.library_versions(),
         **both,
         **run,
         **source,

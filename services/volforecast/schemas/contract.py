@@ -130,6 +130,9 @@ class DualModelBaseline(Record):
     symbol: str = Field(
         "SPY", description="the underlying; files written before per-symbol sets are SPY's"
     )
+    implied_vol: str | None = Field(
+        None, description="the implied-volatility index the set was fitted with (added)"
+    )
     format_version: int = FORMAT_VERSION
 
     @model_validator(mode="after")
@@ -155,6 +158,9 @@ class Manifest(Record):
     files: dict[str, Annotated[str, Field(pattern=SHA256_HEX)]]
     signature: Literal["none", "hmac-sha256"]
     format_version: int = FORMAT_VERSION
+    # added: the lineage of the set (volforecast.lineage), as in its training record
+    data_digest: dict[str, str] | None = None
+    library_versions: dict[str, str] | None = None
 
 
 class TrainingRecord(Record):
@@ -178,6 +184,18 @@ class TrainingRecord(Record):
         None,
         description="the ensemble's settings (a `volforecast select` candidate); none in lines "
         "written before the selection protocol",
+    )
+    implied_vol: str | None = Field(
+        None,
+        description="the implied-volatility index the set was fitted with (e.g. VIX, VXN); none "
+        "in sets written before it was recorded",
+    )
+    data_digest: dict[str, str] | None = Field(
+        None,
+        description="SHA-256 of each input series over the rows fitted on (volforecast.lineage)",
+    )
+    library_versions: dict[str, str] | None = Field(
+        None, description="Python's and every modelling library's version at training"
     )
 
 

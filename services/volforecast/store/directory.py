@@ -41,10 +41,11 @@ import filelock
 import pandas as pd
 from pydantic import BaseModel
 
-from volforecast import atomic
+from volforecast import atomic, lineage
 from volforecast.config import PRIMARY_SYMBOL, Settings
 from volforecast.errors import (
     ArtifactsMissingError,
+    ConfigError,
     IntegrityError,
     LockLostError,
     LockTimeoutError,
@@ -109,6 +110,36 @@ class CurrentModels:
             (data.index >= pd.Timestamp(a.validation_date_start))
             & (data.index <= pd.Timestamp(a.validation_date_end))
         ]
+
+    def check_serves(self, settings: Settings, *, as_of_after_training: bool = False) -> None:
+        """Refuse (ConfigError, exit 2) settings this set cannot answer for: another horizon
+        given explicitly, another implied-volatility input than the one it was fitted with,
+        and, with ``as_of_after_training``, an ``--as-of`` day inside the data it was fitted
+        on (its forecast would come from a model that saw the period it forecasts)."""
+        dual = self.dual
+        if "horizon" in settings.model_fields_set and settings.horizon != dual.horizon:
+            raise ConfigError(
+                f"the live {dual.symbol} set {dual.run_id} forecasts {dual.horizon}-day "
+                f"volatility, not --horizon {settings.horizon}. Fix: leave --horizon out (the "
+                f"set's horizon is used), or train a set for it (`volforecast train "
+                f"--symbol {dual.symbol} --horizon {settings.horizon}` into its own "
+                "--models-dir)."
+            )
+        wanted = settings.implied_vol_for(settings.symbol)
+        if dual.implied_vol is not None and dual.implied_vol != wanted:
+            raise ConfigError(
+                f"the live {dual.symbol} set {dual.run_id} was fitted with {dual.implied_vol} "
+                f"as its implied-volatility input, and this run would feed it {wanted}. Fix: "
+                f"set --implied-vol {dual.symbol}={dual.implied_vol} (VOLF_IMPLIED_VOL), or "
+                "retrain with the input you want."
+            )
+        if as_of_after_training and settings.as_of is not None and settings.as_of < dual.data_end:
+            raise ConfigError(
+                f"--as-of {settings.as_of} is before the end of the data the live set "
+                f"{dual.run_id} was trained on ({dual.data_end}): its forecast of that day "
+                "would come from models that saw what followed. Fix: give --as-of on or after "
+                f"{dual.data_end}, or promote a set that was live then (`volforecast promote`)."
+            )
 
     def training_rows(self, data: pd.DataFrame) -> pd.DataFrame:
         """Rows of ``data`` in Model A's training period (those the data holds)."""
@@ -232,6 +263,8 @@ class ModelsDirectory:
             record.timestamp,
             {**files, RECORD_FILE: record.model_dump_json(indent=2).encode()},
             self.signing_key,
+            data_digest=record.data_digest,
+            library_versions=record.library_versions,
         )
         sets = self.root / SETS_DIR
         tmp = sets / f"{TMP_PREFIX}{run_id}"
@@ -482,6 +515,7 @@ class ModelsDirectory:
                 f"copied into the wrong directory?). Fix: run `volforecast train --symbol "
                 f"{self.symbol}`, or move the set under its symbol's directory."
             )
+        lineage.check_versions(record.library_versions, run_id)
         model_a = integrity.unpickle(blobs[MODEL_A_FILE], MODEL_A_FILE, run_id)
         model_b = integrity.unpickle(blobs[MODEL_B_FILE], MODEL_B_FILE, run_id)
         return CurrentModels(

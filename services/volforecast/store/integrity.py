@@ -30,14 +30,20 @@ def sign(key: bytes, manifest: bytes) -> str:
 
 
 def sealed(
-    run_id: str, created_at: str, blobs: dict[str, bytes], key: bytes | None
+    run_id: str,
+    created_at: str,
+    blobs: dict[str, bytes],
+    key: bytes | None,
+    **lineage: Any,
 ) -> dict[str, bytes]:
-    """``blobs`` with the manifest of their hashes, and its signature when ``key`` is given."""
+    """``blobs`` with the manifest of their hashes (and ``lineage`` fields), and its signature
+    when ``key`` is given."""
     manifest = Manifest(
         run_id=run_id,
         created_at=created_at,
         files={name: sha256(data) for name, data in blobs.items()},
         signature="hmac-sha256" if key else "none",
+        **lineage,
     )
     out = {**blobs, MANIFEST_FILE: manifest.model_dump_json(indent=2).encode()}
     if key:
