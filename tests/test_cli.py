@@ -226,7 +226,7 @@ def test_monitor_exits_4_without_appending_when_nothing_trained(
 ):
     empty = tmp_path / "empty"
     assert main(cli_args(project, "monitor", "--models-dir", str(empty))) == 4
-    assert "run `volforecast train` first" in capsys.readouterr().err
+    assert f"run `volforecast train --models-dir {empty}` first" in capsys.readouterr().err
     assert not (empty / "monitoring_history.jsonl").exists()
 
 

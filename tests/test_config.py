@@ -66,3 +66,19 @@ def test_implied_vol_accepts_a_caret_spaces_and_a_repeated_identical_entry():
 
     vols = build_settings(implied_vol="QQQ=^VXN, GLD = GVZ ,QQQ=VXN").implied_vol
     assert vols == {"QQQ": "VXN", "GLD": "GVZ"}
+
+
+def test_universe_file_is_read_when_it_has_a_byte_order_mark_and_crlf_lines(tmp_path: Path):
+    from volforecast.config import build_settings
+
+    path = tmp_path / "symbols.txt"
+    path.write_bytes("\ufeffSPY\r\nqqq\r\n# a comment\r\n".encode())
+    assert build_settings(universe_file=path).universe() == ["SPY", "QQQ"]
+
+
+def test_universe_file_that_is_not_utf8_exits_2_naming_the_file(project: Path, capsys):
+    path = project / "symbols.txt"
+    path.write_text("SPY\nQQQ\n", encoding="utf-16")
+    assert main(cli_args(project, "predict", "--universe-file", str(path))) == 2
+    err = capsys.readouterr().err
+    assert f"the universe file {path} is not UTF-8 text" in err and "Traceback" not in err

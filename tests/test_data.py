@@ -295,3 +295,12 @@ def test_train_exits_3_naming_the_file_when_it_cannot_be_read(project: Path, mon
     assert main(cli_args(project, "train")) == 3
     err = capsys.readouterr().err
     assert "spy_daily.csv: cannot be read (Permission denied)" in err and "Fix:" in err
+
+
+def test_train_exits_3_naming_the_gap_when_a_year_of_rows_is_missing(project: Path, capsys):
+    path = project / "data" / "spy_daily.csv"
+    frame = pd.read_csv(path)
+    dates = pd.to_datetime(frame["date"])
+    frame.loc[(dates < "2016-06-01") | (dates > "2017-05-31")].to_csv(path, index=False)
+    assert main(cli_args(project, "train")) == 3
+    assert "calendar days between 2016-05-31 and 2017-06-01" in capsys.readouterr().err

@@ -94,3 +94,15 @@ def test_report_skips_a_torn_last_monitoring_line(project, capsys):
     report, _ = _report(project, capsys)
     assert report.summary.monitoring_runs == 1
     assert path.read_bytes().endswith(b"model_a_dri")  # the history is never rewritten
+
+
+def test_report_skips_a_monitoring_line_with_a_nan_drift_like_a_training_line(project, capsys):
+    assert main(cli_args(project, "monitor", "--as-of", "2018-03-01")) == 0
+    history = project / "models" / "monitoring_history.jsonl"
+    line = json.loads(history.read_text().splitlines()[-1])
+    line["drift"]["model_a_drift_pct"] = float("nan")
+    with history.open("a") as fh:
+        fh.write(json.dumps(line) + "\n")  # json writes NaN, as a careless editor would
+    report, text = _report(project, capsys)
+    assert report.summary.monitoring_runs == 1
+    assert "nan" not in text.lower()

@@ -240,7 +240,9 @@ def test_load_current_raises_missing_and_creates_nothing_when_directory_is_misty
 
 
 def test_load_current_raises_missing_when_nothing_trained(tmp_path: Path):
-    with pytest.raises(ArtifactsMissingError, match="run `volforecast train` first"):
+    with pytest.raises(
+        ArtifactsMissingError, match=r"run `volforecast train --models-dir .*` first"
+    ):
         ModelsDirectory(tmp_path).load_current()
 
 
@@ -374,3 +376,37 @@ def test_predict_and_report_work_on_a_read_only_models_volume(
         capsys.readouterr()
         assert main(cli_args(project, "monitor", "--models-dir", str(ro))) == 8
         assert "Read-only file system" in capsys.readouterr().err
+
+
+def test_train_exits_6_and_changes_nothing_when_the_live_set_is_another_symbols(
+    project: Path, capsys
+):
+    models = project / "models"
+    gld = models / "symbols" / "GLD"
+    shutil.copytree(models, gld, symlinks=True)  # `cp -a` of SPY's directory under GLD
+    shutil.copy(project / "data" / "spy_daily.csv", project / "data" / "gld_daily.csv")
+    before = snapshot(gld)
+    assert main(cli_args(project, "train", "--symbol", "GLD")) == 6
+    assert "is SPY's, not GLD's" in capsys.readouterr().err
+    assert snapshot(gld) == before
+
+
+def test_read_history_skips_lines_of_another_symbol_when_a_history_was_copied(
+    project: Path, caplog
+):
+    gld = project / "models" / "symbols" / "GLD"
+    gld.mkdir(parents=True)
+    shutil.copy(project / "models" / TRAINING_HISTORY, gld / TRAINING_HISTORY)
+    assert ModelsDirectory(gld, symbol="GLD").read_history(TRAINING_HISTORY, TrainingRecord) == []
+    assert "1 line(s) of another symbol than GLD" in caplog.text
+
+
+def test_train_of_a_symbol_without_data_leaves_no_directory_and_monitor_names_the_real_fix(
+    project: Path, capsys
+):
+    assert main(cli_args(project, "train", "--symbol", "Z000")) == 3
+    assert not (project / "models" / "symbols").exists()
+    capsys.readouterr()
+    assert main(cli_args(project, "monitor", "--symbol", "Z000")) == 4
+    fix = f"volforecast train --symbol Z000 --models-dir {project / 'models'}"
+    assert fix in capsys.readouterr().err

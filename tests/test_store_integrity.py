@@ -14,6 +14,7 @@ import pytest
 from volforecast.cli import main
 from volforecast.store import (
     DUAL_FILE,
+    MANIFEST_FILE,
     MODEL_A_FILE,
     MONITORING_HISTORY,
     VALIDATION_FILE,
@@ -173,3 +174,23 @@ def test_short_signing_key_is_a_configuration_error(project: Path, monkeypatch, 
     monkeypatch.setenv("VOLF_SIGNING_KEY", "short")
     assert main(cli_args(project, "train")) == 2
     assert "at least 16 are needed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", [MANIFEST_FILE, MODEL_A_FILE, DUAL_FILE])
+def test_predict_exits_6_naming_the_file_when_a_set_file_is_a_directory(
+    project: Path, capsys, name
+):
+    path = project / "models" / "current" / name
+    path.unlink()
+    path.mkdir()
+    assert main(cli_args(project, "predict")) == 6
+    err = capsys.readouterr().err
+    assert f"{name} cannot be read" in err and "Traceback" not in err
+
+
+def test_predict_exits_6_when_the_current_link_is_a_loop(project: Path, capsys):
+    current = project / "models" / "current"
+    current.unlink()
+    current.symlink_to("current")  # `ln -s current models/current`
+    assert main(cli_args(project, "predict")) == 6
+    assert "the link is a loop or damaged" in capsys.readouterr().err

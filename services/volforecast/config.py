@@ -265,7 +265,13 @@ class Settings(BaseSettings):
         if self.universe_file is None:
             return self.symbols
         try:
-            text = self.universe_file.read_text()
+            # utf-8-sig: a byte-order mark (Windows editors write one) is not part of a ticker.
+            text = self.universe_file.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"the universe file {self.universe_file} is not UTF-8 text ({exc.reason} at byte "
+                f"{exc.start}). Fix: save it as UTF-8 (one ticker per line)."
+            ) from exc
         except OSError as exc:
             raise ConfigError(
                 f"cannot read the universe file {self.universe_file} ({exc.strerror or exc}). "

@@ -46,6 +46,11 @@ MAX_DAILY_FACTOR = 3.0
 ISO_TIMESTAMP = r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
 UTC_OFFSET = r"[T ][\d:.]+(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2})$"
 MAX_OFFSET_SPREAD_MINUTES = 60
+# Longest believable gap between two consecutive rows, in calendar days. US markets closed for
+# at most four trading days since the 1930s (after 11 September 2001: a 7-day gap); the longest
+# gap in the 189 shipped series is 24 days (BRK-A, thinly traded in 1993). A longer one is a
+# hole in the file (a missing year would be read as one day's return).
+MAX_GAP_DAYS = 31
 # Re-download this many calendar days before the last cached row: Yahoo revises recent rows.
 REFRESH_OVERLAP_DAYS = 10
 
@@ -162,6 +167,21 @@ def validate_prices(
         out["adj_close"] = out["close"]
     _check_plausible(out, origin)
     return out
+
+
+def check_gaps(prices: pd.DataFrame, origin: str) -> None:
+    """DataError when two consecutive rows of ``prices`` (validated, date-indexed) are more
+    than ``MAX_GAP_DAYS`` calendar days apart."""
+    dates = pd.Series(prices.index)
+    gaps = dates.diff() > pd.Timedelta(days=MAX_GAP_DAYS)
+    if gaps.any():
+        i = int(np.flatnonzero(gaps.to_numpy())[0])
+        raise DataError(
+            f"{origin}: {(dates.iloc[i] - dates.iloc[i - 1]).days} calendar days between "
+            f"{dates.iloc[i - 1].date()} and {dates.iloc[i].date()}; more than {MAX_GAP_DAYS} is a "
+            "hole in the history, which would be read as one day's return. Fix: restore the "
+            f"missing rows, or move --start after {dates.iloc[i].date()}."
+        )
 
 
 def parse_dates(raw: pd.Series, origin: str) -> pd.Series:
@@ -506,6 +526,7 @@ def load_market_data(
         origin = f"yahoo (cached in {settings.data_dir})"
     spy = _restrict(spy, settings.start, settings.as_of)
     vix = _restrict(vix, settings.start, settings.as_of)
+    check_gaps(spy, f"{origin} ({symbol})")
     if spy.empty:
         raise DataError(
             f"{origin}: no {symbol} rows between {settings.start} and {settings.as_of or 'the end'}. "

@@ -32,7 +32,14 @@ from sklearn.exceptions import NotFittedError
 
 from volforecast import selection
 from volforecast.config import DEFAULT_IMPLIED_VOL, PRIMARY_SYMBOL
-from volforecast.data import MarketData, align, load_sample, price_file, read_price_csv
+from volforecast.data import (
+    MarketData,
+    align,
+    check_gaps,
+    load_sample,
+    price_file,
+    read_price_csv,
+)
 from volforecast.ensemble import StackedEnsemble, predict_artifact
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 from volforecast.schemas import CandidateSpec
@@ -69,6 +76,7 @@ def read_market(
     """
     folder = Path(data_dir)
     prices = read_price_csv(folder / price_file(symbol.upper()))
+    check_gaps(prices, str(folder / price_file(symbol.upper())))
     iv = read_price_csv(folder / price_file(implied_vol.upper()), require_ohlc=False)
     origin = f"csv files in {folder}"
     return MarketData(frame=align(prices, iv, origin=f"{origin} ({implied_vol})"), source=origin)

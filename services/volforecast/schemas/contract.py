@@ -16,6 +16,7 @@ from volforecast.schemas.base import (
     FORMAT_VERSION,
     SHA256_HEX,
     Count,
+    NonNegativeFinite,
     PositiveFinite,
     Record,
     RSquared,
@@ -215,25 +216,28 @@ class TestWindow(Record):
 
 
 class Drift(Record):
-    model_a_drift_pct: float
+    # Range-checked as the baselines are: a NaN here is a corrupt line, skipped by readers.
+    model_a_drift_pct: NonNegativeFinite
     # added
-    baseline_rmse: float
-    model_a_rmse: float
+    baseline_rmse: PositiveFinite
+    model_a_rmse: NonNegativeFinite
     level: Literal["ok", "watch", "retrain"]
 
 
 class Comparison(Record):
-    model_a_rmse: float
-    model_b_rmse: float
+    model_a_rmse: NonNegativeFinite
+    model_b_rmse: NonNegativeFinite
     winner: Literal["Model A", "Model B"]
-    model_b_win_rate: float = Field(description="percent of windows Model B wins")
+    model_b_win_rate: float = Field(
+        description="percent of windows Model B wins", ge=0, le=100, allow_inf_nan=False
+    )
 
 
 class Window(Record):
     name: str
     n_samples: int
-    model_a_rmse: float
-    model_b_rmse: float
+    model_a_rmse: NonNegativeFinite
+    model_b_rmse: NonNegativeFinite
     winner: Literal["Model A", "Model B"]
 
 

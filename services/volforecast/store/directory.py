@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -185,15 +186,19 @@ class ModelsDirectory:
 
     # ------------------------------------------------------------------ locking
 
+    def train_command(self) -> str:
+        """The command that trains this directory's set (for messages)."""
+        if self.symbol == PRIMARY_SYMBOL:
+            return f"volforecast train --models-dir {self.root}"
+        # A symbol's directory is <models-dir>/symbols/<SYMBOL>.
+        return f"volforecast train --symbol {self.symbol} --models-dir {self.root.parent.parent}"
+
     def require_directory(self) -> None:
         """Readers never create the directory: a mistyped path is an error, not a new tree."""
         if not self.root.is_dir():
-            train = "volforecast train" + (
-                "" if self.symbol == PRIMARY_SYMBOL else f" --symbol {self.symbol}"
-            )
             raise ArtifactsMissingError(
                 f"the models directory {self.root} does not exist. Fix: check --models-dir / "
-                f"VOLF_MODELS_DIR, or run `{train}` first."
+                f"VOLF_MODELS_DIR, or run `{self.train_command()}` first."
             )
 
     @contextlib.contextmanager
@@ -202,6 +207,7 @@ class ModelsDirectory:
 
         Only train creates a missing directory (``create``); other writers require it.
         """
+        created = [p for p in (self.root, *self.root.parents) if not p.exists()]
         if create:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
@@ -209,6 +215,7 @@ class ModelsDirectory:
                 raise storage_error("create", self.root, exc) from exc
         else:
             self.require_directory()
+            created = []
         path = self.root / LOCK_FILE
         lock = filelock.FileLock(str(path), timeout=timeout)
         try:
@@ -228,6 +235,18 @@ class ModelsDirectory:
         finally:
             self._lock_identity = None
             lock.release()
+            self._remove_if_unused(created)
+
+    def _remove_if_unused(self, created: list[Path]) -> None:
+        """Folders this run created and left holding nothing but the lock file (it failed
+        before publishing, e.g. a symbol without data) are removed: no trace of a symbol that
+        never had a set."""
+        if not created or any(p.name != LOCK_FILE for p in self.root.iterdir()):
+            return
+        with contextlib.suppress(OSError):
+            (self.root / LOCK_FILE).unlink()
+            for folder in created:  # deepest first
+                folder.rmdir()
 
     def assert_lock_held(self) -> None:
         """Stop before committing if our lock file is no longer the one at ``.lock`` (someone
@@ -363,6 +382,8 @@ class ModelsDirectory:
         spec names' links, then ``_tidy``. Idempotent.
         """
         current = self.current_run_id()
+        if current is not None:
+            self._check_owner(current)
         if current is not None and current not in self._history_run_ids():
             path = self.root / SETS_DIR / current / RECORD_FILE
             try:
@@ -386,6 +407,22 @@ class ModelsDirectory:
             except OSError as exc:
                 log.warning("could not restore the links of set %s: %s", current, exc)
         self._tidy(keep)
+
+    def _check_owner(self, run_id: str) -> None:
+        """Refuse to write into a directory whose live set belongs to another symbol (a set
+        copied by hand): archiving it under this symbol would mix two symbols' sets."""
+        try:
+            raw = json.loads((self.root / SETS_DIR / run_id / RECORD_FILE).read_bytes())
+        except (OSError, ValueError):
+            return  # unreadable: recover's own checks name it
+        owner = raw.get("symbol", PRIMARY_SYMBOL) if isinstance(raw, dict) else None
+        if owner is not None and owner != self.symbol:
+            raise IntegrityError(
+                f"the live set {run_id} in {self.root} is {owner}'s, not {self.symbol}'s (a set "
+                f"copied into the wrong directory?); refusing to archive it or to write beside "
+                f"it. Fix: move {self.root} back under {owner}'s directory, or remove its "
+                f"`{CURRENT}` link and train {self.symbol} afresh."
+            )
 
     def _history_run_ids(self) -> set[str]:
         path = self.root / TRAINING_HISTORY
@@ -440,11 +477,19 @@ class ModelsDirectory:
         run_id = self.current_run_id()
         if run_id is None:
             raise ArtifactsMissingError(
-                f"no model set in {self.root} (no `{CURRENT}` link). Fix: run `volforecast "
-                f"train` first (with the same --models-dir {self.root})."
+                f"no model set in {self.root} (no `{CURRENT}` link). Fix: run "
+                f"`{self.train_command()}` first."
             )
         set_dir = self.root / SETS_DIR / run_id
-        if not (self.root / CURRENT).resolve().is_relative_to(self.root.resolve()):
+        try:
+            target = (self.root / CURRENT).resolve()
+        except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop
+            raise IntegrityError(
+                f"{self.root / CURRENT} cannot be followed ({exc}): the link is a loop or "
+                "damaged. Fix: point it at a set with `volforecast promote RUN_ID`, or run "
+                "`volforecast train` to write a fresh set."
+            ) from exc
+        if not target.is_relative_to(self.root.resolve()):
             raise IntegrityError(
                 f"{self.root / CURRENT} points outside the models directory; refusing to load it. "
                 "Fix: run `volforecast train` to write a fresh set."
@@ -529,8 +574,20 @@ class ModelsDirectory:
         history.append_record(self.root / name, record)
 
     def read_history(self, name: str, model: type[M]) -> list[M]:
-        """Every valid record of the history ``name`` (``history.read_records``)."""
-        return history.read_records(self.root / name, model)
+        """Every valid record of this symbol in the history ``name`` (``history.read_records``);
+        lines of another symbol (a history copied from another directory) are skipped with a
+        warning."""
+        records = history.read_records(self.root / name, model)
+        mine = [r for r in records if getattr(r, "symbol", self.symbol) == self.symbol]
+        if len(mine) < len(records):
+            log.warning(
+                "%s: skipping %d line(s) of another symbol than %s (copied from another "
+                "symbol's directory?); the file is left as it is",
+                self.root / name,
+                len(records) - len(mine),
+                self.symbol,
+            )
+        return mine
 
     def training_history(self, live: TrainingRecord | None = None) -> list[TrainingRecord]:
         """The training history as readers should see it: the file's records, plus the live

@@ -51,12 +51,25 @@ def sealed(
     return out
 
 
+def _read(path: Path, fix: str) -> bytes:
+    """A set file's bytes; a file that is gone raises FileNotFoundError (the caller tells a
+    replaced set from a damaged one), any other failure an IntegrityError naming the file."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise IntegrityError(
+            f"{path} cannot be read ({exc.strerror or exc}): the set is damaged. {fix}"
+        ) from exc
+
+
 def verify_set(run_id: str, set_dir: Path, key: bytes | None, fix: str) -> dict[str, bytes]:
     """Every file of the set in ``set_dir``, each matching the manifest (and the manifest its
     signature when ``key`` is given); IntegrityError ending with ``fix`` otherwise. Raises
     FileNotFoundError for a missing file (the caller tells a replaced set from a damaged one).
     """
-    raw = (set_dir / MANIFEST_FILE).read_bytes()
+    raw = _read(set_dir / MANIFEST_FILE, fix)
     if key is not None:
         sig_path = set_dir / SIGNATURE_FILE
         if not sig_path.exists():
@@ -83,7 +96,7 @@ def verify_set(run_id: str, set_dir: Path, key: bytes | None, fix: str) -> dict[
         )
     blobs = {}
     for name, expected in manifest.files.items():
-        data = (set_dir / name).read_bytes()
+        data = _read(set_dir / name, fix)
         if sha256(data) != expected:
             raise IntegrityError(
                 f"{set_dir / name} does not match the SHA-256 recorded in {MANIFEST_FILE} "
