@@ -152,3 +152,26 @@ def test_alarm_score_counts_levels_and_rates_against_bad_periods():
     assert score.true_alarm_rate_retrain == pytest.approx(1 / 2)
     assert score.bad_periods_caught == pytest.approx(1.0)  # both scored bad days alarmed
     assert score.base_rate == pytest.approx(2 / 4)
+
+
+def _replay_cli(project, *extra: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return ["replay", "--source", "csv", "--data-dir", str(project / "data"),
+            "--models-dir", str(project / "models"), "--start", "2000-01-01",
+            "--workers", "1", *extra]  # fmt: skip
+
+
+def test_replay_exits_8_before_any_work_when_output_is_a_regular_file(project, capsys):
+    blocker = project / "a-file"
+    blocker.write_text("x")
+    args = _replay_cli(project, "--replay-start", "2018-01-02", "--output", str(blocker))
+    assert main(args) == 8
+    err = capsys.readouterr().err
+    assert "choose a writable --output" in err and "replay 1/" not in err
+
+
+def test_replay_exits_2_naming_replay_start_when_it_leaves_too_little_history(project, capsys):
+    args = _replay_cli(project, "--replay-start", "2015-06-01", "--output", str(project / "r"))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--replay-start 2015-06-01: only" in err and "Fix: move --replay-start later" in err
+    assert "--as-of" not in err

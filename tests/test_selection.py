@@ -229,3 +229,20 @@ def test_train_records_the_ensemble_settings_it_used_in_history_and_pickle(
         artifact = pickle.load(f)
     assert artifact["ensemble_settings"] == "rv_vix+light"
     assert len(artifact["xgb_model"].linear_coef_) == 5  # intercept + rv 1/5/22 + VIX
+
+
+def test_select_exits_2_saying_earlier_when_dev_eval_start_is_after_eval_start(tmp_path, capsys):
+    code = main(["select", "--source", "csv", "--data-dir", str(tmp_path), "--models-dir",
+                 str(tmp_path / "m"), "--dev-eval-start", "2014-01-01", "--eval-start",
+                 "2013-01-01"])  # fmt: skip
+    assert code == 2
+    assert "Fix: move --dev-eval-start earlier" in capsys.readouterr().err
+
+
+def test_select_exits_8_before_any_work_when_output_is_not_writable(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code = main(["select", "--source", "csv", "--data-dir", str(tmp_path), "--models-dir",
+                 str(tmp_path / "m"), "--output", str(blocker / "sub")])  # fmt: skip
+    assert code == 8
+    assert "choose a writable --output" in capsys.readouterr().err

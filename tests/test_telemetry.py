@@ -223,3 +223,30 @@ def test_alert_rules_use_only_metrics_that_train_and_monitor_write(project: Path
     assert used and used <= written
     assert any("drift_pct > 10" in e for e in exprs)
     assert any("monitor_last_success_timestamp_seconds > 2 * 86400" in e for e in exprs)
+
+
+def test_monitor_keeps_exit_0_and_warns_when_the_metrics_file_fails_after_the_run(
+    project: Path, tmp_path: Path, monkeypatch, capsys
+):
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(telemetry, "write_to_textfile", full_disk)
+    assert main(cli_args(project, "monitor", "--metrics-file", str(tmp_path / "m.prom"))) == 0
+    assert "could not write the metrics file" in capsys.readouterr().err
+    assert len((project / "models" / MONITORING_HISTORY).read_text().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_universe_logs_each_failing_symbol_and_exits_11_when_metrics_also_fail(
+    project: Path, tmp_path: Path, monkeypatch, capsys
+):
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(telemetry, "write_to_textfile", full_disk)
+    args = cli_args(project, "monitor", "--symbols", "spy,xle", "--workers", "1",
+                    "--metrics-file", str(tmp_path / "m.prom"))  # fmt: skip
+    assert main(args) == 11
+    err = capsys.readouterr().err
+    assert err.index("monitor XLE failed (exit 4)") < err.index("could not write the metrics file")

@@ -341,3 +341,14 @@ def test_cli_universe_prints_one_plain_line_and_no_traceback_when_a_symbol_fails
     assert run.returncode == 11
     assert "Compute Failed" not in run.stderr and "Traceback" not in run.stderr
     assert len([line for line in run.stderr.splitlines() if "monitor XLE failed" in line]) == 1
+
+
+def test_local_workers_are_capped_by_cpus_and_pieces_with_a_note_when_more_are_asked():
+    from volforecast.engine import local_workers
+    from volforecast.runtime import available_cpus
+
+    notes: list[str] = []
+    assert local_workers(16, 1, notes.append) == 1
+    assert local_workers(1000, None, notes.append) == available_cpus()
+    assert local_workers(0, 50, notes.append) == available_cpus()
+    assert notes[0].startswith("--workers 16 capped at 1") and len(notes) == 2

@@ -82,6 +82,33 @@ def write_outputs(directory: Path, files: dict[str, bytes]) -> list[Path]:
     return written
 
 
+def check_writable(directory: Path) -> None:
+    """Raise OSError unless ``directory`` exists or can be created, and a file can be created
+    in it: checked before long work whose files would otherwise fail only at the end. Leaves
+    the file system as it was (folders it had to create for the probe are removed again)."""
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=f"{TMP_PREFIX}probe.")
+        os.close(fd)
+        Path(probe).unlink()
+    finally:
+        for folder in created:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def check_output(directory: Path, flag: str = "--output") -> None:
+    """StorageError naming ``flag`` unless ``directory`` can hold the command's files."""
+    try:
+        check_writable(directory)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write into {directory} ({exc.strerror or exc}). Fix: choose a writable "
+            f"{flag} directory with free space (nothing was computed)."
+        ) from exc
+
+
 def replace_symlink(link: Path, target: str) -> None:
     """Point ``link`` at ``target`` atomically (create a temporary link, rename it over)."""
     if link.is_symlink() and str(link.readlink()) == target:

@@ -216,9 +216,13 @@ def _reason(error: BaseException | None) -> str:
 
 
 @contextlib.contextmanager
-def open_engine(settings: Settings, progress: Callable[[str], None]) -> Iterator[Engine]:
+def open_engine(
+    settings: Settings, progress: Callable[[str], None], pieces: int | None = None
+) -> Iterator[Engine]:
     """A Dask engine for one command: a client of ``--scheduler`` when given, else of an
-    embedded local cluster that is shut down when the block ends."""
+    embedded local cluster that is shut down when the block ends, with ``--workers`` worker
+    processes (0: one per CPU) but never more than the CPUs this process may use, nor than
+    ``pieces`` when the command knows how many pieces it has."""
     from distributed import Client, LocalCluster
 
     # distributed sets its loggers to INFO when imported; its chatter is not our progress.
@@ -238,7 +242,7 @@ def open_engine(settings: Settings, progress: Callable[[str], None]) -> Iterator
             progress(f"Dask cluster {settings.dask_scheduler}: {engine.workers} workers")
             yield engine
         return
-    workers = settings.workers or available_cpus()
+    workers = local_workers(settings.workers, pieces, progress)
     # One single-threaded process per worker: model fits hold the GIL in places, and a piece
     # that crashes a process takes only its own worker down (Dask restarts it).
     cluster = LocalCluster(
@@ -253,6 +257,23 @@ def open_engine(settings: Settings, progress: Callable[[str], None]) -> Iterator
     with cluster, Client(cluster) as client:
         progress(f"local Dask cluster: {workers} worker process(es), 1 thread each")
         yield Engine(client)
+
+
+def local_workers(requested: int, pieces: int | None, progress: Callable[[str], None]) -> int:
+    """Worker processes of a local cluster: ``requested`` (0: every CPU), capped by the CPUs
+    this process may use (more would only share them, each with its own memory) and by
+    ``pieces`` (an idle worker costs a process)."""
+    cpus = available_cpus()
+    workers = min(requested or cpus, cpus)
+    if pieces is not None:
+        workers = min(workers, max(pieces, 1))
+    if requested and workers < requested:
+        progress(
+            f"--workers {requested} capped at {workers} ({cpus} CPU(s) available"
+            + (f", {pieces} piece(s) of work" if pieces is not None else "")
+            + ")"
+        )
+    return workers
 
 
 def run_on_engine(settings: Settings, progress: Callable[[str], None], run: Callable[..., T]) -> T:

@@ -21,6 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
+from volforecast import atomic
 from volforecast.config import Settings
 from volforecast.errors import StorageError
 from volforecast.schemas import MonitoringRecord, TrainingRecord
@@ -124,21 +125,25 @@ def publish(
 ) -> None:
     """Write the text file and/or push, as configured.
 
-    A file that cannot be written is an error (exit 8): the operator asked for it and alerting
-    depends on it. A Pushgateway that cannot be reached only warns: the run's own work is
-    done and committed, and the gateway is a remote service that may be down.
+    Either failing only warns, and the exit code stays the run's: metrics are published after
+    the run's results (and its history line) are saved, and failing then would make cron retry
+    work that is done. A metrics file that cannot be written at all is caught before the run
+    instead (``check_metrics_file``, exit 8); alerting on ``*_last_success_timestamp_seconds``
+    notices a file that stops being refreshed.
     """
     if metrics_file is not None:
         try:
             metrics_file.parent.mkdir(parents=True, exist_ok=True)
             write_to_textfile(str(metrics_file), registry)
         except OSError as exc:
-            raise StorageError(
-                f"cannot write the metrics file {metrics_file}: {exc.strerror or exc}. Fix: "
-                "point --metrics-file / VOLF_METRICS_FILE at a writable path (the run itself "
-                "succeeded and its results are saved)."
-            ) from exc
-        log.info("wrote metrics to %s", metrics_file)
+            log.warning(
+                "could not write the metrics file %s: %s (the run's results are saved). Fix: "
+                "point --metrics-file / VOLF_METRICS_FILE at a writable path with free space",
+                metrics_file,
+                exc.strerror or exc,
+            )
+        else:
+            log.info("wrote metrics to %s", metrics_file)
     if pushgateway:
         push(registry, job, pushgateway)
 
@@ -190,6 +195,23 @@ def push(
         return False
     log.info("pushed metrics to %s (job %s)", gateway, job)
     return True
+
+
+def check_metrics_file(settings: Settings) -> None:
+    """Before any work: StorageError (exit 8) when ``--metrics-file`` cannot be written (its
+    folder cannot be created, or is not writable, or the path is a folder)."""
+    path = settings.metrics_file
+    if path is None:
+        return
+    try:
+        atomic.check_writable(path.parent)
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory", str(path))
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write the metrics file {path}: {exc.strerror or exc}. Fix: point "
+            "--metrics-file / VOLF_METRICS_FILE at a writable file path (nothing was run)."
+        ) from exc
 
 
 def publish_runs(settings: Settings, command: str, records: dict[str, Any], started: float) -> None:

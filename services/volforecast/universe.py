@@ -187,18 +187,18 @@ def run_command(
     if command == "predict":  # a forecast takes a second: not worth starting a cluster
         result = run_universe(command, settings, symbols, Engine(), progress, requested=requested)
     else:
-        with open_engine(settings, progress) as engine:
+        with open_engine(settings, progress, pieces=len(symbols)) as engine:
             result = run_universe(command, settings, symbols, engine, progress)
     print(
         universe_table(result)
         if output_format == "table"
         else result.summary.model_dump_json(indent=2)
     )
+    for row in result.failed:  # before anything else can go wrong
+        log.error("%s %s failed (exit %d): %s", command, row.symbol, row.exit_code, row.error)
     if command != "predict":
         publish_runs(settings, command, result.records, started)
     if result.failed:
-        for row in result.failed:
-            log.error("%s %s failed (exit %d): %s", command, row.symbol, row.exit_code, row.error)
         log.error(
             "%d of %d symbols failed; exiting %d",
             len(result.failed),

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from volforecast import __version__, selection
-from volforecast.atomic import write_outputs
+from volforecast.atomic import check_output, write_outputs
 from volforecast.baselines import HARCore, default_baselines
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
@@ -168,6 +168,10 @@ def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -
     return build_walk(settings, market, models, settings.eval_start)
 
 
+def _output(settings: Settings) -> Path:
+    return settings.output_dir or ModelsDirectory.for_settings(settings).root / "evaluation"
+
+
 def finish(
     walk: Walk, forecasts: pd.DataFrame, now: dt.datetime, duration: float
 ) -> tuple[EvaluationReport, list[Path]]:
@@ -201,14 +205,13 @@ def finish(
         volforecast_version=__version__,
         duration_seconds=round(duration, 1),
     )
-    output = settings.output_dir or ModelsDirectory.for_settings(settings).root / "evaluation"
     files = {
         EVALUATION_JSON: report.model_dump_json(indent=2).encode(),
         EVALUATION_MD: markdown_table(report).encode(),
         FORECASTS_CSV: forecasts.rename_axis("date").to_csv(float_format="%.8g").encode(),
         **_plots(forecasts, report),
     }
-    return report, write_outputs(output, files)
+    return report, write_outputs(_output(settings), files)
 
 
 def evaluate_all(
@@ -227,6 +230,8 @@ def evaluate_all(
     now = now or dt.datetime.now(dt.UTC)
     engine = engine or Engine()
     walks: list[Walk | EvaluateOutcome] = []
+    for run in runs:  # every output checked before any model is fitted
+        check_output(_output(run))
     for run in runs:
         settings = engine.task_settings(run)
         try:

@@ -13,13 +13,14 @@ from volforecast.ensemble import Progress
 from volforecast.errors import EXIT_RETRAIN_ADVISED
 from volforecast.monitoring import run_monitor
 from volforecast.summaries import monitoring_summary, rendered
-from volforecast.telemetry import publish_runs
+from volforecast.telemetry import check_metrics_file, publish_runs
 
 log = logging.getLogger(__name__)
 
 
 def run(settings: Settings, args: argparse.Namespace, say: Progress) -> int:
     started = time.monotonic()
+    check_metrics_file(settings)
     symbols = settings.universe()
     if symbols is not None:
         return universe.run_command("monitor", settings, symbols, args.format, say, started)

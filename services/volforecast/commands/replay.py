@@ -17,12 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from volforecast import policy
-from volforecast.atomic import write_outputs
+from volforecast.atomic import check_output, write_outputs
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.engine import Engine, Piece, run_on_engine
 from volforecast.ensemble import Progress
 from volforecast.errors import ConfigError, DataError
+from volforecast.features import build_dataset, labeled
 from volforecast.metrics import qlike_loss
 from volforecast.plots import cumulative_loss_difference, signals_over_time
 from volforecast.replaying import (
@@ -44,6 +45,7 @@ from volforecast.store import (
     ModelsDirectory,
 )
 from volforecast.summaries import wrote
+from volforecast.walkforward import MIN_LABELED_ROWS
 
 REPLAY_JSON = "replay.json"
 REPLAY_MD = "replay.md"
@@ -74,6 +76,7 @@ def run_replay(
             f"{output / 'models'} exists: a replay writes a fresh models directory. "
             "Fix: choose a new --output or remove the old replay."
         )
+    check_output(output)
     market = load_market_data(settings, downloader=downloader, today=now.date())
     days = [d.date() for d in market.frame.index if d >= pd.Timestamp(settings.replay_start)]
     if len(days) < 2:
@@ -81,6 +84,14 @@ def run_replay(
             f"{market.source}: {len(days)} trading day(s) on or after --replay-start "
             f"{settings.replay_start} (data ends {market.last_date}). Fix: move --replay-start "
             "earlier."
+        )
+    history = labeled(build_dataset(market.until(days[0]).frame, settings.horizon))
+    if len(history) < MIN_LABELED_ROWS:
+        raise ConfigError(
+            f"--replay-start {settings.replay_start}: only {len(history)} labeled rows of "
+            f"history before the first replayed day {days[0]} (data from {market.first_date}); "
+            f"its training needs at least {MIN_LABELED_ROWS}. Fix: move --replay-start later "
+            "or --start earlier."
         )
     chunks = periods(days, settings.train_every)
     progress(

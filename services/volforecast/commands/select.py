@@ -20,12 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from volforecast import __version__, selection
-from volforecast.atomic import write_outputs
+from volforecast.atomic import check_output, write_outputs
 from volforecast.baselines import HAR, HARCore
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
 from volforecast.engine import Engine, run_on_engine
 from volforecast.ensemble import Progress
+from volforecast.errors import ConfigError
 from volforecast.schemas import CandidateScore, SelectionRecord
 from volforecast.scoring import candidate_scores
 from volforecast.store import ModelsDirectory
@@ -71,6 +72,14 @@ def run_select(
     started = time.monotonic()
     now = now or dt.datetime.now(dt.UTC)
     engine = engine or Engine()
+    if settings.dev_eval_start >= settings.eval_start:
+        raise ConfigError(
+            f"--dev-eval-start {settings.dev_eval_start} is not before --eval-start "
+            f"{settings.eval_start}: the development period must end before the evaluation "
+            "period starts. Fix: move --dev-eval-start earlier."
+        )
+    output = settings.output_dir or ModelsDirectory.for_settings(settings).root / "selection"
+    check_output(output)
     symbols = list(settings.symbols or DEFAULT_SYMBOLS)
     horizons = list(settings.horizons or DEFAULT_HORIZONS)
     names = [c.name for c in selection.CANDIDATES]
@@ -115,7 +124,6 @@ def run_select(
         chosen={str(h): name for h, name in chosen.items()},
         duration_seconds=round(time.monotonic() - started, 1),
     )
-    output = settings.output_dir or ModelsDirectory.for_settings(settings).root / "selection"
     files = {
         selection.SELECTION_JSON: record.model_dump_json(indent=2).encode(),
         SELECTION_MD: selection_markdown(record).encode(),

@@ -9,12 +9,13 @@ from volforecast import universe
 from volforecast.config import Settings
 from volforecast.ensemble import Progress
 from volforecast.summaries import rendered, training_summary
-from volforecast.telemetry import publish_runs
+from volforecast.telemetry import check_metrics_file, publish_runs
 from volforecast.training import run_train
 
 
 def run(settings: Settings, args: argparse.Namespace, say: Progress) -> int:
     started = time.monotonic()
+    check_metrics_file(settings)
     symbols = settings.universe()
     if symbols is not None:
         return universe.run_command("train", settings, symbols, args.format, say, started)
