@@ -352,3 +352,41 @@ def test_local_workers_are_capped_by_cpus_and_pieces_with_a_note_when_more_are_a
     assert local_workers(1000, None, notes.append) == available_cpus()
     assert local_workers(0, 50, notes.append) == available_cpus()
     assert notes[0].startswith("--workers 16 capped at 1") and len(notes) == 2
+
+
+def test_engine_names_the_finished_pieces_when_a_stop_signal_ends_the_run():
+    import signal
+
+    from volforecast.engine import Piece
+    from volforecast.runtime import Stopped
+
+    def stop() -> None:
+        raise Stopped(signal.SIGTERM)
+
+    pieces = [Piece("train QQQ", lambda: 1, ()), Piece("train GLD", stop, ())]
+    with pytest.raises(Stopped) as caught:
+        Engine().run(pieces, "train", lambda _m: None)
+    assert caught.value.finished == ["train QQQ"]
+
+
+def test_cli_says_which_symbols_were_published_when_a_universe_train_is_stopped(
+    project, monkeypatch, capsys
+):
+    import signal
+
+    from volforecast import universe
+    from volforecast.runtime import Stopped
+
+    def stopped_after_qqq(*_args: object, **_kwargs: object) -> None:
+        stop = Stopped(signal.SIGTERM)
+        stop.finished = ["train QQQ"]
+        raise stop
+
+    monkeypatch.setattr(universe, "run_universe", stopped_after_qqq)
+    monkeypatch.setattr(
+        universe, "open_engine", lambda *_a, **_k: __import__("contextlib").nullcontext(Engine())
+    )
+    assert main(cli_args(project, "train", "--symbols", "qqq,gld")) == 143
+    err = capsys.readouterr().err
+    assert "after 1 piece(s) had finished: train QQQ" in err
+    assert "left it as it was" not in err

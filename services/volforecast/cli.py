@@ -240,11 +240,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Stopped as exc:
         if not configured:
             _setup_logging("INFO")
-        log.error(
-            "stopped by %s; the models directory is consistent: a run stopped before publishing "
-            "left it as it was, one stopped while publishing finished first",
-            exc,
-        )
+        if exc.finished:  # a run of many pieces: say which had finished (and published)
+            log.error(
+                "stopped by %s after %d piece(s) had finished: %s. Each of those is complete "
+                "(a train piece's set is published); the pieces still running were stopped, and "
+                "a set is published whole or not at all, so every models directory is "
+                "consistent",
+                exc,
+                len(exc.finished),
+                ", ".join(exc.finished),
+            )
+        else:
+            log.error(
+                "stopped by %s; the models directory is consistent: a run stopped before "
+                "publishing left it as it was, one stopped while publishing finished first",
+                exc,
+            )
         return exc.exit_code
 
 

@@ -108,11 +108,12 @@ class Engine:
         total = len(pieces)
         ticker = _Ticker(what, total, progress)
         if self.client is None:
-            outcomes = []
+            outcomes: list[Outcome] = []
             for piece in pieces:
                 try:
                     outcome = Outcome(piece.label, value=piece.func(*piece.args))
-                except Stopped:
+                except Stopped as stop:
+                    stop.finished = [o.label for o in outcomes if o.error is None]
                     raise
                 except Exception as exc:  # reported per piece, like a failed Dask task
                     outcome = Outcome(piece.label, error=exc)
@@ -132,6 +133,9 @@ class Engine:
         results: list[Outcome | None] = [None] * total
         try:
             self._collect(as_completed(futures), position, pieces, results, ticker)
+        except Stopped as stop:
+            stop.finished = [r.label for r in results if r is not None and r.error is None]
+            raise
         except (OSError, TimeoutError) as exc:  # distributed's CommClosedError is an OSError
             raise ClusterError(
                 f"lost the connection to the Dask cluster after {ticker.finished} of {total} "

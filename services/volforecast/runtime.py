@@ -70,6 +70,9 @@ class Stopped(Exception):
     def __init__(self, signum: int) -> None:
         self.signum = signum
         self.exit_code = 128 + signum
+        # Pieces of work that had finished when the signal came (a universe run publishes each
+        # symbol's set as its piece finishes): the CLI names them.
+        self.finished: list[str] = []
         super().__init__(signal.Signals(signum).name)
 
 
