@@ -222,7 +222,7 @@ def test_refresh_cache_rescales_cached_adjusted_close_when_dividend_appears(tmp_
     new = spy.copy()
     new["adj_close"] = new["close"] * 0.99  # a dividend re-scales all history
     stub = StubDownloader({"SPY": new})
-    merged = refresh_cache(
+    merged, stale = refresh_cache(
         tmp_path / "spy_daily.csv",
         "SPY",
         dt.date(2015, 1, 1),
@@ -230,7 +230,7 @@ def test_refresh_cache_rescales_cached_adjusted_close_when_dividend_appears(tmp_
         require_ohlc=True,
         today=dt.date(2026, 1, 1),
     )
-    assert stub.calls[0][1] > dt.date(2015, 1, 20)  # incremental: only the tail was fetched
+    assert not stale and stub.calls[0][1] > dt.date(2015, 1, 20)  # incremental: the tail only
     np.testing.assert_allclose(
         merged["adj_close"].to_numpy(), (spy["close"] * 0.99).to_numpy(), rtol=1e-9
     )

@@ -120,7 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_handler("train"),
         settings_fields=_add_settings(
             train,
-            [*COMMON_FLAGS, *UNIVERSE_FLAGS, "--archive-keep", "--metrics-file", "--candidate"],
+            [
+                *COMMON_FLAGS,
+                *UNIVERSE_FLAGS,
+                "--archive-keep",
+                "--metrics-file",
+                "--candidate",
+                "--allow-stale-data",
+            ],
         ),
     )
     _add_format(train)
@@ -135,7 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.set_defaults(
         handler=_handler("monitor"),
         settings_fields=_add_settings(
-            monitor, [*COMMON_FLAGS, *UNIVERSE_FLAGS, "--fail-on-retrain", "--metrics-file"]
+            monitor,
+            [
+                *COMMON_FLAGS,
+                *UNIVERSE_FLAGS,
+                "--fail-on-retrain",
+                "--metrics-file",
+                "--max-data-age",
+            ],
         ),
     )
     _add_format(monitor)
@@ -153,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(predict, default="json")
     predict.set_defaults(
         handler=_handler("predict"),
-        settings_fields=_add_settings(predict, [*COMMON_FLAGS, *UNIVERSE_FLAGS]),
+        settings_fields=_add_settings(predict, [*COMMON_FLAGS, *UNIVERSE_FLAGS, "--max-data-age"]),
     )
 
     report = sub.add_parser(

@@ -48,6 +48,8 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--log-level": ("log_level", {}),
     "--archive-keep": ("archive_keep", {"type": int}),
     "--fail-on-retrain": ("fail_on_retrain", {"action": "store_true"}),
+    "--max-data-age": ("max_data_age", {"type": int, "metavar": "DAYS"}),
+    "--allow-stale-data": ("allow_stale_data", {"action": "store_true"}),
     "--eval-start": ("eval_start", {"metavar": "YYYY-MM-DD"}),
     "--refit-every": ("refit_every", {"type": int, "metavar": "DAYS"}),
     "--output": ("output_dir", {"metavar": "DIR"}),
@@ -169,6 +171,17 @@ class Settings(BaseSettings):
     )
     fail_on_retrain: bool = Field(
         False, description="monitor exits 10 when retraining is advised (for cron alerts)."
+    )
+    max_data_age: int = Field(
+        3,
+        ge=0,
+        description="monitor/predict: when the download fails, run on the cache if its last "
+        "row is at most this many weekdays old (exit 12), else exit 3.",
+    )
+    allow_stale_data: bool = Field(
+        False,
+        description="train: when the download fails, train on the cache anyway (by default "
+        "train refuses stale data).",
     )
     eval_start: dt.date = Field(
         dt.date(2013, 1, 1), description="evaluate: first day forecast out of sample."

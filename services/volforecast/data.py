@@ -51,6 +51,10 @@ MAX_OFFSET_SPREAD_MINUTES = 60
 # gap in the 189 shipped series is 24 days (BRK-A, thinly traded in 1993). A longer one is a
 # hole in the file (a missing year would be read as one day's return).
 MAX_GAP_DAYS = 31
+# Yahoo serves today's bar while the market is open, with the price of the moment as its
+# close: it is dropped until this long after the 16:00 New York close.
+CLOSE_NY = dt.time(16, 15)
+NEW_YORK = "America/New_York"
 # Re-download this many calendar days before the last cached row: Yahoo revises recent rows.
 REFRESH_OVERLAP_DAYS = 10
 
@@ -66,6 +70,8 @@ class MarketData:
     frame: pd.DataFrame
     source: str
     notes: list[str] = field(default_factory=list)
+    # The download failed and the cache was used instead (degraded mode: ``check_freshness``).
+    stale: bool = False
 
     @property
     def first_date(self) -> dt.date:
@@ -80,7 +86,13 @@ class MarketData:
         frame = self.frame.loc[self.frame.index <= pd.Timestamp(as_of)]
         if frame.empty:
             raise DataError(f"{self.source}: no rows on or before {as_of}.")
-        return MarketData(frame=frame, source=self.source, notes=list(self.notes))
+        return MarketData(frame=frame, source=self.source, notes=list(self.notes), stale=self.stale)
+
+    def age_days(self, today: dt.date) -> int:
+        """Weekdays after the last row up to ``today``: 0 when the data holds today's bar, 2
+        on a Wednesday when it ends on Monday (market holidays count as days here)."""
+        start = self.last_date + dt.timedelta(days=1)
+        return int(np.busday_count(start, today + dt.timedelta(days=1))) if start <= today else 0
 
 
 # --------------------------------------------------------------------------- validation
@@ -427,6 +439,22 @@ def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
         ) from exc
 
 
+def drop_unfinished_bar(frame: pd.DataFrame, now: dt.datetime, ticker: str) -> pd.DataFrame:
+    """``frame`` without a bar dated today in New York while today's session is not over."""
+    from zoneinfo import ZoneInfo
+
+    local = now.astimezone(ZoneInfo(NEW_YORK))
+    if frame.empty or frame.index[-1].date() != local.date() or local.time() >= CLOSE_NY:
+        return frame
+    log.info(
+        "%s: dropping the bar of %s, served before the close (%s New York)",
+        ticker,
+        local.date(),
+        local.strftime("%H:%M"),
+    )
+    return frame.iloc[:-1]
+
+
 def refresh_cache(
     path: Path,
     ticker: str,
@@ -435,12 +463,17 @@ def refresh_cache(
     *,
     require_ohlc: bool,
     today: dt.date,
-) -> pd.DataFrame:
-    """Bring one cached CSV up to date, downloading only what is new (plus an overlap).
+    now: dt.datetime | None = None,
+) -> tuple[pd.DataFrame, bool]:
+    """Bring one cached CSV up to date, downloading only what is new (plus an overlap); returns
+    the rows and whether they are the cache alone because the download failed (degraded mode:
+    the caller decides whether they are fresh enough, ``check_freshness``).
 
     Yahoo's adjusted close is re-scaled backwards after each dividend, so the cached adjusted
-    closes are multiplied by the factor the overlap reveals before new rows are appended.
+    closes are multiplied by the factor the overlap reveals before new rows are appended. A bar
+    of today served before the close is never cached (``drop_unfinished_bar``).
     """
+    now = now or dt.datetime.now(dt.UTC)
     cached: pd.DataFrame | None = None
     if path.is_file():
         try:
@@ -456,9 +489,18 @@ def refresh_cache(
     if cached is not None and covers_start:
         since = (cached.index[-1] - pd.Timedelta(days=REFRESH_OVERLAP_DAYS)).date()
         log.info("updating %s from %s (cached through %s)", ticker, since, cached.index[-1].date())
-        fresh = validate_prices(
-            download(ticker, since, None), f"yahoo {ticker}", require_ohlc=require_ohlc, today=today
-        )
+        try:
+            raw = download(ticker, since, None)
+        except DataError as exc:
+            log.warning(
+                "%s; using the cache %s, which ends %s",
+                str(exc).split(". Fix:", 1)[0],
+                path,
+                cached.index[-1].date(),
+            )
+            return cached, True
+        fresh = validate_prices(raw, f"yahoo {ticker}", require_ohlc=require_ohlc, today=today)
+        fresh = drop_unfinished_bar(fresh, now, ticker)
         overlap = cached.index.intersection(fresh.index)
         if len(overlap):
             factor = float(
@@ -471,14 +513,49 @@ def refresh_cache(
                     factor,
                 )
                 cached = cached.assign(adj_close=cached["adj_close"] * factor)
-        merged = pd.concat([cached.loc[cached.index < fresh.index[0]], fresh])
+        merged = (
+            pd.concat([cached.loc[cached.index < fresh.index[0]], fresh]) if len(fresh) else cached
+        )
     else:
         log.info("downloading %s since %s", ticker, start)
         merged = validate_prices(
             download(ticker, start, None), f"yahoo {ticker}", require_ohlc=require_ohlc, today=today
         )
+        merged = drop_unfinished_bar(merged, now, ticker)
     _write_csv_atomic(merged, path)
-    return cast(pd.DataFrame, merged)
+    return cast(pd.DataFrame, merged), False
+
+
+def check_freshness(market: MarketData, settings: Settings, today: dt.date, purpose: str) -> None:
+    """Degraded mode: whether data from the cache alone (the download failed) may be used.
+
+    ``purpose`` "train" needs ``--allow-stale-data``; "monitor" and "predict" accept a cache
+    at most ``--max-data-age`` weekdays old. DataError (exit 3) naming the age and the flag
+    otherwise; nothing to check when the download worked.
+    """
+    if not market.stale:
+        return
+    age = market.age_days(today)
+    if purpose == "train":
+        if not settings.allow_stale_data:
+            raise DataError(
+                f"{market.source}: the download failed and the cache ends {market.last_date} "
+                f"({age} weekday(s) old); train does not fit models on stale data unless told. "
+                "Fix: retry when Yahoo answers, or pass --allow-stale-data "
+                "(VOLF_ALLOW_STALE_DATA=true) to train on the cache."
+            )
+        return
+    if age > settings.max_data_age:
+        raise DataError(
+            f"{market.source}: the download failed and the cache ends {market.last_date}, "
+            f"{age} weekday(s) ago, more than --max-data-age {settings.max_data_age}. Fix: retry "
+            "when Yahoo answers, or raise --max-data-age (VOLF_MAX_DATA_AGE) to accept it."
+        )
+    log.warning(
+        "running on cached data %d weekday(s) old (the download failed; --max-data-age %d)",
+        age,
+        settings.max_data_age,
+    )
 
 
 def load_market_data(
@@ -486,9 +563,16 @@ def load_market_data(
     *,
     downloader: Downloader | None = None,
     today: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> MarketData:
-    """Load SPY and VIX from the configured source, validated and aligned, within [start, as_of]."""
-    today = today or dt.datetime.now(dt.UTC).date()
+    """Load SPY and VIX from the configured source, validated and aligned, within [start, as_of].
+
+    From Yahoo, a failed download falls back on the cache (``MarketData.stale``; the command
+    decides with ``check_freshness``); a bar of today served before the close is dropped.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    today = today or now.date()
+    stale = False
     source = settings.data_source
     symbol = settings.symbol
     # The implied-volatility input keeps the frame's ``vix_close`` name whatever index it is.
@@ -507,23 +591,28 @@ def load_market_data(
         origin = f"csv files in {settings.data_dir}"
     else:
         download = downloader or YahooDownloader(settings.data_dir)
-        spy = refresh_cache(
+        spy, spy_stale = refresh_cache(
             settings.data_dir / price_file(symbol),
             symbol,
             settings.start,
             download,
             require_ohlc=True,
             today=today,
+            now=now,
         )
-        vix = refresh_cache(
+        vix, vix_stale = refresh_cache(
             settings.data_dir / price_file(iv),
             f"^{iv}",
             settings.start,
             download,
             require_ohlc=False,
             today=today,
+            now=now,
         )
-        origin = f"yahoo (cached in {settings.data_dir})"
+        stale = spy_stale or vix_stale
+        origin = f"yahoo (cached in {settings.data_dir}" + (
+            "; download failed, cache only)" if stale else ")"
+        )
     spy = _restrict(spy, settings.start, settings.as_of)
     vix = _restrict(vix, settings.start, settings.as_of)
     check_gaps(spy, f"{origin} ({symbol})")
@@ -545,4 +634,4 @@ def load_market_data(
         frame.index[-1].date(),
         origin,
     )
-    return MarketData(frame=frame, source=origin, notes=notes)
+    return MarketData(frame=frame, source=origin, notes=notes, stale=stale)

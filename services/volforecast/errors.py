@@ -76,3 +76,6 @@ EXIT_RETRAIN_ADVISED = 10
 # Not an exception: the exit code of a universe run in which at least one symbol failed (each
 # symbol's own code is in the summary).
 EXIT_SOME_SYMBOLS_FAILED = 11
+# Not an exception: monitor's and predict's exit code when they ran on cached data because the
+# download failed (degraded mode): their results are saved, but the data is not today's.
+EXIT_STALE_DATA = 12

@@ -11,7 +11,7 @@ import logging
 from typing import Literal
 
 from volforecast.config import Settings
-from volforecast.data import Downloader, MarketData, load_market_data
+from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import DataError
 from volforecast.features import ANNUALIZED_PCT, WARMUP_ROWS, build_dataset
@@ -82,7 +82,9 @@ def run_predict(
     info = current.dual.model_a if label == "A" else current.dual.model_b
     horizon = current.dual.horizon
     # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
-    market = market or load_market_data(settings, downloader=downloader, today=now.date())
+    if market is None:
+        market = load_market_data(settings, downloader=downloader, now=now)
+        check_freshness(market, settings, now.date(), "predict")
     features = build_dataset(market.frame, horizon)
     if features.empty:
         raise DataError(
@@ -109,4 +111,6 @@ def run_predict(
         training_date_end=info.training_date_end,
         data_source=market.source,
         symbol=settings.symbol,
+        data_age_days=market.age_days(settings.as_of or now.date()),
+        data_stale=market.stale,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from volforecast import drift, policy
 from volforecast.config import Settings
-from volforecast.data import Downloader, MarketData, load_market_data
+from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import NoNewDataError
 from volforecast.features import TARGET, build_dataset, labeled
@@ -78,7 +78,9 @@ def run_monitor(
     )
     current.check_serves(settings)
     # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
-    market = market or load_market_data(settings, downloader=downloader, today=now.date())
+    if market is None:
+        market = load_market_data(settings, downloader=downloader, now=now)
+        check_freshness(market, settings, now.date(), "monitor")
     data = labeled(build_dataset(market.frame, dual.horizon))
     fresh = current.new_rows(data)
     if fresh.empty:
@@ -132,6 +134,8 @@ def run_monitor(
             retraining=advice,
             feature_drift=features,
             symbol=settings.symbol,
+            data_age_days=market.age_days(settings.as_of or now.date()),
+            data_stale=market.stale,
         )
         models.assert_lock_held()
         models.append_history(MONITORING_HISTORY, record)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from volforecast import __version__, lineage, selection
 from volforecast.config import Settings
-from volforecast.data import Downloader, MarketData, load_market_data
+from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import Progress, StackedEnsemble
 from volforecast.errors import DataError
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
@@ -222,6 +222,7 @@ def train_models(
         ensemble_settings=spec.name,
         data_digest=lineage.data_digest(market.frame, settings.symbol, implied_vol),
         library_versions=lineage.library_versions(),
+        data_stale=market.stale,
         **both,
         **run,
         **source,
@@ -274,7 +275,9 @@ def run_train(
         models.recover(settings.archive_keep)
         progress(f"training run {run_id} ({settings.symbol})")
         # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
-        market = market or load_market_data(settings, downloader=downloader, today=now.date())
+        if market is None:
+            market = load_market_data(settings, downloader=downloader, now=now)
+            check_freshness(market, settings, now.date(), "train")
         for note in market.notes:
             progress(note)
         result, blobs = train_models(market, settings, run_id, now, progress)

@@ -20,7 +20,12 @@ from pydantic import BaseModel
 
 from volforecast.config import Settings
 from volforecast.engine import Engine, Outcome, Piece, open_engine
-from volforecast.errors import EXIT_RETRAIN_ADVISED, EXIT_SOME_SYMBOLS_FAILED, exit_code_of
+from volforecast.errors import (
+    EXIT_RETRAIN_ADVISED,
+    EXIT_SOME_SYMBOLS_FAILED,
+    EXIT_STALE_DATA,
+    exit_code_of,
+)
 from volforecast.forecasting import run_predict
 from volforecast.monitoring import run_monitor
 from volforecast.schemas import UniverseRow, UniverseSummary
@@ -217,4 +222,12 @@ def run_command(
             EXIT_RETRAIN_ADVISED,
         )
         return EXIT_RETRAIN_ADVISED
+    stale = [s for s, r in result.records.items() if getattr(r, "data_stale", False)]
+    if stale:
+        log.warning(
+            "%s ran on cached data (the download failed); exiting %d",
+            ", ".join(stale),
+            EXIT_STALE_DATA,
+        )
+        return EXIT_STALE_DATA
     return 0

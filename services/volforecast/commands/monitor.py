@@ -10,7 +10,7 @@ import time
 from volforecast import universe
 from volforecast.config import Settings
 from volforecast.ensemble import Progress
-from volforecast.errors import EXIT_RETRAIN_ADVISED
+from volforecast.errors import EXIT_RETRAIN_ADVISED, EXIT_STALE_DATA
 from volforecast.monitoring import run_monitor
 from volforecast.summaries import monitoring_summary, rendered
 from volforecast.telemetry import check_metrics_file, publish_runs
@@ -30,4 +30,7 @@ def run(settings: Settings, args: argparse.Namespace, say: Progress) -> int:
     if settings.fail_on_retrain and result.record.retraining.action == "retrain_now":
         log.warning("retraining is advised; exiting %d (--fail-on-retrain)", EXIT_RETRAIN_ADVISED)
         return EXIT_RETRAIN_ADVISED
+    if result.record.data_stale:
+        log.warning("ran on cached data (the download failed); exiting %d", EXIT_STALE_DATA)
+        return EXIT_STALE_DATA
     return 0

@@ -198,6 +198,9 @@ class TrainingRecord(Record):
     library_versions: dict[str, str] | None = Field(
         None, description="Python's and every modelling library's version at training"
     )
+    data_stale: bool = Field(
+        False, description="trained on the cache after a failed download (--allow-stale-data)"
+    )
 
 
 # --------------------------------------------------------------------------- monitoring side
@@ -290,4 +293,12 @@ class MonitoringRecord(Record):
     feature_drift: FeatureDrift
     symbol: str = Field(
         "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
+    data_age_days: int | None = Field(
+        None,
+        description="weekdays from the data's last row to the run's day (--as-of, or today); "
+        "none in lines written before it was recorded",
+    )
+    data_stale: bool = Field(
+        False, description="the download failed and the run used the cache (degraded mode)"
     )

@@ -96,6 +96,14 @@ class Forecast(Record):
     symbol: str = Field(
         "SPY", description="the underlying; files written before per-symbol sets are SPY's"
     )
+    data_age_days: int | None = Field(
+        None,
+        description="weekdays from the data's last row to the run's day (--as-of, or today); "
+        "none in lines written before it was recorded",
+    )
+    data_stale: bool = Field(
+        False, description="the download failed and the run used the cache (degraded mode)"
+    )
 
 
 class TrendSummary(Record):
