@@ -1,8 +1,9 @@
-"""``volforecast train`` that SIGKILLs itself just before the Nth file-system change of its
-publish (the commit: set files, renames, links, history append, archiving).
+"""``volforecast train`` (or ``rollback``, ``promote``) that SIGKILLs itself just before the Nth
+file-system change of its publish (the commit: set files, renames, links, history append,
+archiving; or the switch of a rollback).
 
 Run by ``tests/test_fault_injection.py`` as
-``python -m tests.publish_faults KILL_AT STEPS_FILE FITS_FILE <train arguments>``:
+``python -m tests.publish_faults KILL_AT STEPS_FILE FITS_FILE COMMAND <arguments>``:
 KILL_AT 0 never kills (the run reports how many steps its publish took in STEPS_FILE). The
 models are fitted once and memoized in FITS_FILE, so each killed run costs a process start
 rather than a fit; everything from the data to the last rename is the real train command.
@@ -38,17 +39,20 @@ def _arm(kill_at: int, steps_file: Path) -> None:
 
     for name in STEP_FUNCTIONS:
         setattr(os, name, wrap(getattr(os, name)))
-    real_commit = ModelsDirectory.commit
 
-    def commit(self: ModelsDirectory, *args: Any, **kwargs: Any) -> Path:
-        state["armed"] = True
-        try:
-            return real_commit(self, *args, **kwargs)
-        finally:
-            state["armed"] = False
-            steps_file.write_text(str(state["count"]))
+    def armed(real: Any) -> Any:
+        def method(self: ModelsDirectory, *args: Any, **kwargs: Any) -> Any:
+            state["armed"] = True
+            try:
+                return real(self, *args, **kwargs)
+            finally:
+                state["armed"] = False
+                steps_file.write_text(str(state["count"]))
 
-    ModelsDirectory.commit = commit  # type: ignore[method-assign]
+        return method
+
+    ModelsDirectory.commit = armed(ModelsDirectory.commit)  # type: ignore[method-assign]
+    ModelsDirectory.activate = armed(ModelsDirectory.activate)  # type: ignore[method-assign]
 
 
 def _memoize_fits(fits_file: Path) -> None:
@@ -68,12 +72,12 @@ def _memoize_fits(fits_file: Path) -> None:
 
 
 def run(argv: list[str]) -> int:
-    kill_at, steps_file, fits_file, *train_args = argv
+    kill_at, steps_file, fits_file, *command = argv
     _memoize_fits(Path(fits_file))
     _arm(int(kill_at), Path(steps_file))
     from volforecast.cli import main
 
-    return main(["train", *train_args])
+    return main(command)
 
 
 if __name__ == "__main__":

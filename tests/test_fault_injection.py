@@ -74,7 +74,7 @@ def test_every_publish_step_killed_leaves_one_recorded_live_set_and_no_orphans(t
         args = ["--source", "csv", "--data-dir", str(tmp_path / "data"), "--models-dir",
                 str(models), "--start", "2000-01-01", "--archive-keep", "1"]  # fmt: skip
         command = [sys.executable, "-m", "tests.publish_faults", str(kill_at), str(steps_file),
-                   str(fits_file), *args]  # fmt: skip
+                   str(fits_file), "train", *args]  # fmt: skip
         done = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True,
                               timeout=RUN_BOUND_SECONDS)  # fmt: skip
         return done.returncode
@@ -138,3 +138,47 @@ def test_models_directory_holds_one_consistent_set_when_train_is_killed_at_rando
     assert len(ever_live) >= 2  # some runs did finish and replace the set
     # The set monitor sees is usable end to end.
     assert main(["monitor", "--source", "sample", "--models-dir", str(models)]) == 0
+
+
+def _deployments(models: Path) -> list[dict[str, str]]:
+    path = models / "deployments.jsonl"
+    return (
+        [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    )
+
+
+@pytest.mark.parametrize("command", ["rollback", "promote"])
+def test_every_step_of_a_rollback_or_promote_killed_leaves_one_whole_recorded_live_set(
+    tmp_path: Path, command: str
+):
+    write_market(tmp_path / "data", *synthetic_market())
+    models = tmp_path / "models"
+    steps_file, fits_file = tmp_path / "steps", tmp_path / "fits.pkl"
+
+    def run(kill_at: int, *args: str) -> int:
+        cmd = [sys.executable, "-m", "tests.publish_faults", str(kill_at), str(steps_file),
+               str(fits_file), *args, "--models-dir", str(models)]  # fmt: skip
+        return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True,
+                              timeout=RUN_BOUND_SECONDS).returncode  # fmt: skip
+
+    csv = ["--source", "csv", "--data-dir", str(tmp_path / "data"), "--start", "2000-01-01"]
+    for as_of in ("2018-01-25", "2018-02-26"):
+        assert run(0, "train", *csv, "--as-of", as_of) == 0
+    first, second = _history_ids(models)
+    # rollback to the first set; promote the first set back too (from its archive).
+    args = ["rollback"] if command == "rollback" else ["promote", first]
+    killed = 0
+    while (code := run(killed + 1, *args)) != 0:
+        assert code == -signal.SIGKILL
+        killed += 1
+        assert killed <= 60, "the switch never finished"
+        live = _assert_live_set_is_whole(models)
+        assert live in (first, second)
+        _assert_tidy_after_recovery(models, {first, second})
+        assert _deployments(models)[-1]["run_id"] == live  # recovery logged whatever is live
+        if live == first:
+            break  # the switch happened before the kill: nothing left to switch
+    assert killed >= 3  # the kills really landed inside the switch
+    assert _assert_live_set_is_whole(models) == first
+    _assert_tidy_after_recovery(models, {first, second})
+    assert _deployments(models)[-1]["run_id"] == first

@@ -78,6 +78,7 @@ def run_predict(
     if settings.as_of is not None:  # a replayed day reads only the runs made by then
         history = [r for r in history if r.monitoring_date <= settings.as_of]
     label, why = choose_model(current, history, requested)
+    deployed = models.live_deployment(current.run_id)
     artifact = current.model_a if label == "A" else current.model_b
     info = current.dual.model_a if label == "A" else current.dual.model_b
     horizon = current.dual.horizon
@@ -113,4 +114,6 @@ def run_predict(
         symbol=settings.symbol,
         data_age_days=market.age_days(settings.as_of or now.date()),
         data_stale=market.stale,
+        live_since=deployed.timestamp if deployed else None,
+        deployed_by=deployed.action if deployed else None,
     )

@@ -73,8 +73,11 @@ def run_monitor(
     # Reading and scoring need no lock and no write access; only the append does.
     current = models.load_current()
     dual = current.dual
+    deployed = models.live_deployment(dual.run_id)
     progress(
-        f"monitoring {settings.symbol} model set {dual.run_id} (Model B trained to {dual.model_b.training_date_end})"
+        f"monitoring {settings.symbol} model set {dual.run_id} (Model B trained to "
+        f"{dual.model_b.training_date_end}"
+        + (f"; live since {deployed.timestamp} by {deployed.action})" if deployed else ")")
     )
     current.check_serves(settings)
     # ``market``: data already loaded and cut at --as-of (a replay reuses one load).
@@ -136,6 +139,8 @@ def run_monitor(
             symbol=settings.symbol,
             data_age_days=market.age_days(settings.as_of or now.date()),
             data_stale=market.stale,
+            live_since=deployed.timestamp if deployed else None,
+            deployed_by=deployed.action if deployed else None,
         )
         models.assert_lock_held()
         models.append_history(MONITORING_HISTORY, record)

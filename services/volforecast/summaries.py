@@ -11,7 +11,13 @@ import numpy as np
 from pydantic import BaseModel
 
 from volforecast.errors import ArtifactsMissingError
-from volforecast.schemas import Forecast, MonitoringRecord, TrainingRecord, TrendSummary
+from volforecast.schemas import (
+    DeploymentRecord,
+    Forecast,
+    MonitoringRecord,
+    TrainingRecord,
+    TrendSummary,
+)
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -88,8 +94,13 @@ def forecast_table(forecast: Forecast) -> str:
                      f"({forecast.forecast_daily:.6f} daily)"),
         ("horizon", f"next {forecast.horizon} trading days after {forecast.features_date}"),
         ("model", f"Model {forecast.model} ({forecast.model_file}), {forecast.model_choice}"),
-        ("trained", f"run {forecast.run_id}, data to {forecast.training_date_end}"),
-        ("data", f"{forecast.data_source}, as of {forecast.as_of}"),
+        ("trained", f"run {forecast.run_id}, data to {forecast.training_date_end}"
+                    + (f"; live since {forecast.live_since} by {forecast.deployed_by}"
+                       if forecast.live_since else "")),
+        ("data", f"{forecast.data_source}, as of {forecast.as_of}"
+                 + (f" ({forecast.data_age_days} weekday(s) old"
+                    + (", cache only: the download failed)" if forecast.data_stale else ")")
+                    if forecast.data_age_days else "")),
     ]  # fmt: skip
     return "\n".join(f"{k:<10}{v}" for k, v in rows)
 
@@ -157,3 +168,21 @@ def trend_text(s: TrendSummary) -> str:
     else:
         lines.append("No monitoring runs yet: run `volforecast monitor` after new trading days.")
     return "\n".join(lines)
+
+
+def deployment_line(entry: DeploymentRecord) -> str:
+    """One deployment, for people: when, which set, why, instead of which."""
+    return (
+        f"{entry.timestamp}  {entry.symbol}  {entry.run_id}  {entry.action}"
+        + (f" (was {entry.previous_run_id})" if entry.previous_run_id else "")
+        + (f": {entry.note}" if entry.note else "")
+    )
+
+
+def deployments_text(entries: list[DeploymentRecord], last: int = 10) -> str:
+    """The last ``last`` lines of the deployment log, for the report (empty when none)."""
+    if not entries:
+        return ""
+    shown = entries[-last:]
+    head = f"\n\n=== DEPLOYMENTS (last {len(shown)} of {len(entries)}) ==="
+    return head + "\n" + "\n".join(deployment_line(e) for e in shown)

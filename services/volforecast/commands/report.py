@@ -34,7 +34,7 @@ from volforecast.store import (
     CurrentModels,
     ModelsDirectory,
 )
-from volforecast.summaries import trend_summary, trend_text, wrote
+from volforecast.summaries import deployments_text, trend_summary, trend_text, wrote
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ def run_report(
     except VolforecastError as exc:
         log.warning("validation plot skipped: %s", exc)
         notes.append(f"Validation forecasts not plotted: {exc}")
+    deployments = models.deployments()
     report = TrendReport(
         summary=summary,
         training=_records(
@@ -160,8 +161,9 @@ def run_report(
         validation_forecasts=val_records,
         plots=list(images),
         created_at=now.isoformat(),
+        deployments=[d.model_dump(mode="json") for d in deployments],
     )
-    text = trend_text(summary)
+    text = trend_text(summary) + deployments_text(deployments)
     output = settings.output_dir or models.root / "reports"
     progress(f"writing {len(images)} plots and {REPORT_HTML} to {output}")
     files = {

@@ -6,6 +6,7 @@ from volforecast.schemas.base import FORMAT_VERSION, Record
 from volforecast.schemas.contract import (
     Comparison,
     DateRange,
+    DeploymentRecord,
     Drift,
     DualModelBaseline,
     FeatureDrift,
@@ -52,6 +53,7 @@ __all__ = [
     "Comparison",
     "DMTest",
     "DateRange",
+    "DeploymentRecord",
     "Drift",
     "DualModelBaseline",
     "EvaluationReport",

@@ -302,3 +302,21 @@ class MonitoringRecord(Record):
     data_stale: bool = Field(
         False, description="the download failed and the run used the cache (degraded mode)"
     )
+    live_since: str | None = Field(
+        None, description="when the set became live (deployments.jsonl), if logged"
+    )
+    deployed_by: str | None = Field(
+        None, description="what made it live: train, rollback, promote or recovered"
+    )
+
+
+class DeploymentRecord(Record):
+    """added: one line of ``deployments.jsonl``: from ``timestamp`` on, ``run_id`` was the live
+    set (until the next line), because of ``action``."""
+
+    timestamp: str
+    symbol: str
+    run_id: str
+    action: Literal["train", "rollback", "promote", "recovered"]
+    previous_run_id: str | None
+    note: str | None = None

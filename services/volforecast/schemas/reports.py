@@ -104,6 +104,12 @@ class Forecast(Record):
     data_stale: bool = Field(
         False, description="the download failed and the run used the cache (degraded mode)"
     )
+    live_since: str | None = Field(
+        None, description="when the set became live (deployments.jsonl), if logged"
+    )
+    deployed_by: str | None = Field(
+        None, description="what made it live: train, rollback, promote or recovered"
+    )
 
 
 class TrendSummary(Record):
@@ -133,6 +139,9 @@ class TrendReport(Record):
     validation_forecasts: list[dict[str, str | float]]
     plots: list[str]
     created_at: str
+    deployments: list[dict[str, Any]] = Field(
+        default_factory=list, description="deployments.jsonl: which set was live when, and why"
+    )
     format_version: int = FORMAT_VERSION
 
 

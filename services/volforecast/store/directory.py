@@ -36,7 +36,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import filelock
 import pandas as pd
@@ -53,13 +53,19 @@ from volforecast.errors import (
     VolforecastError,
 )
 from volforecast.runtime import signals_deferred
-from volforecast.schemas import DualModelBaseline, TrainingRecord, ValidationBaseline
+from volforecast.schemas import (
+    DeploymentRecord,
+    DualModelBaseline,
+    TrainingRecord,
+    ValidationBaseline,
+)
 from volforecast.store import history, integrity
 from volforecast.store.history import storage_error
 from volforecast.store.layout import (
     ALIASES,
     ARCHIVE_DIR,
     CURRENT,
+    DEPLOYMENT_LOG,
     DUAL_FILE,
     LOCK_FILE,
     MODEL_A_FILE,
@@ -313,6 +319,15 @@ class ModelsDirectory:
             self._adopt_legacy_files()
             self._point_at(run_id)
             self.append_history(TRAINING_HISTORY, record)
+            self._log_deployment(
+                DeploymentRecord(
+                    timestamp=record.timestamp,
+                    symbol=self.symbol,
+                    run_id=run_id,
+                    action="train",
+                    previous_run_id=previous,
+                )
+            )
         except (OSError, VolforecastError) as exc:
             failure = (
                 exc
@@ -378,13 +393,25 @@ class ModelsDirectory:
     def recover(self, keep: int) -> None:
         """Finish what a killed run left (call under the lock, before any change):
 
-        the live set's history line if it is missing (appended from the set's own record), the
-        spec names' links, then ``_tidy``. Idempotent.
+        the live set's history line if it is missing (appended from the set's own record), its
+        deployment-log line if the switch to it was not logged, the spec names' links, then
+        ``_tidy``. Idempotent.
         """
         current = self.current_run_id()
         if current is not None:
             self._check_owner(current)
-        if current is not None and current not in self._history_run_ids():
+            self._ensure_history_line(current)
+            self._ensure_deployment_line(current)
+        if current is not None:
+            try:
+                self._point_at(current)  # a spec name deleted by hand comes back
+            except OSError as exc:
+                log.warning("could not restore the links of set %s: %s", current, exc)
+        self._tidy(keep)
+
+    def _ensure_history_line(self, current: str) -> None:
+        """The live set has a training-history line (appended from its own record if not)."""
+        if current not in self._history_run_ids():
             path = self.root / SETS_DIR / current / RECORD_FILE
             try:
                 record = TrainingRecord.model_validate_json(path.read_bytes())
@@ -401,12 +428,133 @@ class ModelsDirectory:
                 TRAINING_HISTORY,
             )
             self.append_history(TRAINING_HISTORY, record)
-        if current is not None:
+
+    # ------------------------------------------------------------------ deployments
+
+    def deployments(self) -> list[DeploymentRecord]:
+        """The deployment log: which set went live when, and why (oldest first)."""
+        return self.read_history(DEPLOYMENT_LOG, DeploymentRecord)
+
+    def live_deployment(self, run_id: str) -> DeploymentRecord | None:
+        """The line that made ``run_id`` live (the last one naming it), if logged."""
+        return next((d for d in reversed(self.deployments()) if d.run_id == run_id), None)
+
+    def _log_deployment(self, entry: DeploymentRecord) -> None:
+        """Append ``entry``; a failure only warns: the switch is done, and the next train or
+        monitor run's ``recover`` logs the live set."""
+        try:
+            self.append_history(DEPLOYMENT_LOG, entry)
+        except VolforecastError as exc:
+            log.warning("could not log the deployment of set %s: %s", entry.run_id, exc)
+
+    def _ensure_deployment_line(self, current: str) -> None:
+        logged = self.deployments()
+        if logged and logged[-1].run_id == current:
+            return
+        self._log_deployment(
+            DeploymentRecord(
+                timestamp=dt.datetime.now(dt.UTC).isoformat(),
+                symbol=self.symbol,
+                run_id=current,
+                action="recovered",
+                previous_run_id=logged[-1].run_id if logged else None,
+                note="live, but the switch to it was not logged (a run stopped right after "
+                "switching, or a directory from before the log): recorded on recovery",
+            )
+        )
+
+    def _archived(self) -> list[Path]:
+        archive = self.root / ARCHIVE_DIR
+        if not archive.is_dir():
+            return []
+        return sorted(p for p in archive.iterdir() if p.is_dir() and "_" in p.name)
+
+    def _find_set(self, run_id: str) -> Path:
+        """Where set ``run_id`` is kept: ``sets/`` or (newest) ``archive/``."""
+        kept = self.root / SETS_DIR / run_id
+        if kept.is_dir():
+            return kept
+        matches = [p for p in self._archived() if p.name.split("_", 1)[1] == run_id]
+        if not matches:
+            available = [p.name.split("_", 1)[1] for p in self._archived()]
+            raise ArtifactsMissingError(
+                f"no set {run_id} in {self.root / SETS_DIR} or {self.root / ARCHIVE_DIR} "
+                f"(archived: {', '.join(available) or 'none'}). Fix: give one of the archived run "
+                "ids (`volforecast report` lists the deployments)."
+            )
+        return matches[-1]
+
+    def previous_live(self) -> str:
+        """The set that was live before the current one: the deployment log's, else the newest
+        archived set."""
+        current = self.current_run_id()
+        logged = self.deployments()
+        if logged and logged[-1].run_id == current and logged[-1].previous_run_id:
+            return logged[-1].previous_run_id
+        archived = [p.name.split("_", 1)[1] for p in self._archived()]
+        candidates = [r for r in archived if r != current]
+        if not candidates:
+            raise ArtifactsMissingError(
+                f"no previous set to roll back to in {self.root} (nothing archived). Fix: "
+                "train again, or raise --archive-keep so previous sets are kept."
+            )
+        return candidates[-1]
+
+    def activate(
+        self,
+        run_id: str,
+        action: Literal["rollback", "promote"],
+        keep: int,
+        note: str | None = None,
+    ) -> DeploymentRecord:
+        """Make the kept set ``run_id`` live again (``action``: "rollback" or "promote"), under
+        the lock the caller holds.
+
+        The set is verified (manifest, signature, symbol, library versions) before anything
+        changes; it is moved back from the archive, ``current`` is switched (the commit point),
+        the switch is logged and the set that was live is archived. A run killed at any step
+        leaves either set live and whole; the next ``recover`` logs and tidies the rest.
+        """
+        self.recover(keep)
+        current = self.current_run_id()
+        if run_id == current:
+            raise ConfigError(f"set {run_id} is already live in {self.root}: nothing to do.")
+        source = self._find_set(run_id)
+        fix = f"Fix: choose another run id, or run `{self.train_command()}`."
+        integrity.verify_set(run_id, source, self.signing_key, fix)
+        record = self._parse(RECORD_FILE, (source / RECORD_FILE).read_bytes(), TrainingRecord)
+        if record.symbol != self.symbol:
+            raise IntegrityError(f"set {run_id} is {record.symbol}'s, not {self.symbol}'s. {fix}")
+        lineage.check_versions(record.library_versions, run_id)
+        final = self.root / SETS_DIR / run_id
+        with signals_deferred():
             try:
-                self._point_at(current)  # a spec name deleted by hand comes back
+                if source != final:
+                    (self.root / SETS_DIR).mkdir(exist_ok=True)
+                    source.rename(final)
+                    atomic.fsync_dir(self.root / SETS_DIR)
+                self.assert_lock_held()
+                self._point_at(run_id)
+                self._ensure_history_line(run_id)
             except OSError as exc:
-                log.warning("could not restore the links of set %s: %s", current, exc)
+                raise storage_error(
+                    f"{action} to set {run_id} in",
+                    self.root,
+                    exc,
+                    changed=f"the live set is {self.current_run_id()} (the next train or "
+                    "monitor run tidies the rest).",
+                ) from exc
+            entry = DeploymentRecord(
+                timestamp=dt.datetime.now(dt.UTC).isoformat(),
+                symbol=self.symbol,
+                run_id=run_id,
+                action=action,
+                previous_run_id=current,
+                note=note,
+            )
+            self._log_deployment(entry)
         self._tidy(keep)
+        return entry
 
     def _check_owner(self, run_id: str) -> None:
         """Refuse to write into a directory whose live set belongs to another symbol (a set

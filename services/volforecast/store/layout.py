@@ -17,6 +17,8 @@ VALIDATION_FILE = "validation_baseline.json"
 DUAL_FILE = "dual_model_baseline.json"
 TRAINING_HISTORY = "training_history.jsonl"
 MONITORING_HISTORY = "monitoring_history.jsonl"
+# Which set was live from when, and why (train, rollback, promote): append-only.
+DEPLOYMENT_LOG = "deployments.jsonl"
 RECORD_FILE = "training_record.json"
 MANIFEST_FILE = "manifest.json"
 # Every symbol but SPY has its own complete models directory here, named by its ticker.
