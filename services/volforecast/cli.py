@@ -229,28 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_handler("select"), settings_fields=_add_settings(select, select_flags)
     )
     deploy_flags = ["--models-dir", "--symbol", "--lock-timeout", "--archive-keep", "--log-level"]
-    rollback = sub.add_parser(
-        "rollback",
-        help="make the previous live model set live again (or --to a kept one)",
-        description="Under the models-directory lock, verify a kept set (manifest, signature, "
-        "symbol, library versions), make it live (the `current` link, as train's commit does), "
-        "log the switch in deployments.jsonl and archive the set that was live. Without --to: "
-        "the set that was live before the current one.",
-    )
-    rollback.add_argument("--to", metavar="RUN_ID", default=None, help="the set to make live")
-    rollback.set_defaults(
-        handler=_handler("rollback"), settings_fields=_add_settings(rollback, deploy_flags)
-    )
-    promote = sub.add_parser(
-        "promote",
-        help="make an archived model set live",
-        description="Like rollback --to RUN_ID: verify the archived set RUN_ID, make it live, "
-        "log the switch in deployments.jsonl and archive the set that was live.",
-    )
-    promote.add_argument("run_id", metavar="RUN_ID", help="the archived set to make live")
-    promote.set_defaults(
-        handler=_handler("promote"), settings_fields=_add_settings(promote, deploy_flags)
-    )
+    for name, summary, description, target in (
+        ("rollback", "make the previous live model set live again (or --to a kept one)",
+         "Under the models-directory lock, verify a kept set (manifest, signature, symbol, "
+         "library versions), make it live (the `current` link, as train's commit does), log the "
+         "switch in deployments.jsonl and archive the set that was live. Without --to: the set "
+         "that was live before the current one.",
+         ("--to", {"metavar": "RUN_ID", "default": None, "help": "the set to make live"})),
+        ("promote", "make an archived model set live",
+         "Like rollback --to RUN_ID: verify the archived set RUN_ID, make it live, log the "
+         "switch in deployments.jsonl and archive the set that was live.",
+         ("run_id", {"metavar": "RUN_ID", "help": "the archived set to make live"})),
+    ):  # fmt: skip
+        deploy = sub.add_parser(name, help=summary, description=description)
+        deploy.add_argument(target[0], **target[1])
+        deploy.set_defaults(
+            handler=_handler(name), settings_fields=_add_settings(deploy, deploy_flags)
+        )
     return parser
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 
 from volforecast.config import Settings
 from volforecast.engine import Engine, Outcome, Piece, open_engine
+from volforecast.ensemble import Progress
 from volforecast.errors import (
     EXIT_RETRAIN_ADVISED,
     EXIT_SOME_SYMBOLS_FAILED,
@@ -29,7 +31,8 @@ from volforecast.errors import (
 from volforecast.forecasting import run_predict
 from volforecast.monitoring import run_monitor
 from volforecast.schemas import UniverseRow, UniverseSummary
-from volforecast.telemetry import publish_runs
+from volforecast.summaries import rendered
+from volforecast.telemetry import check_metrics_file, publish_runs
 from volforecast.training import run_train
 
 log = logging.getLogger(__name__)
@@ -57,21 +60,31 @@ def _say(symbol: str) -> Callable[[str], None]:
     return say
 
 
-def train_symbol(settings: Settings) -> BaseModel:
-    """One symbol's train run (a Dask task): its training record."""
-    _worker_logging(settings.log_level)
-    return run_train(settings, _say(settings.symbol)).record
+def train_symbol(settings: Settings, progress: Progress | None = None) -> BaseModel:
+    """One symbol's train run (a Dask task when ``progress`` is None): its training record."""
+    if progress is None:
+        _worker_logging(settings.log_level)
+    return run_train(settings, progress or _say(settings.symbol)).record
 
 
-def monitor_symbol(settings: Settings) -> BaseModel:
-    """One symbol's monitor run (a Dask task): its monitoring record."""
-    _worker_logging(settings.log_level)
-    return run_monitor(settings, _say(settings.symbol)).record
+def monitor_symbol(settings: Settings, progress: Progress | None = None) -> BaseModel:
+    """One symbol's monitor run (a Dask task when ``progress`` is None): its history line."""
+    if progress is None:
+        _worker_logging(settings.log_level)
+    return run_monitor(settings, progress or _say(settings.symbol)).record
 
 
-def predict_symbol(settings: Settings, requested: Literal["a", "b"] | None) -> BaseModel:
+def predict_symbol(
+    settings: Settings, requested: Literal["a", "b"] | None, progress: Progress | None = None
+) -> BaseModel:
     """One symbol's forecast."""
-    return run_predict(settings, _say(settings.symbol), requested=requested)
+    return run_predict(settings, progress or _say(settings.symbol), requested=requested)
+
+
+SYMBOL_RUNS: dict[str, Callable[[Settings, Progress | None], BaseModel]] = {
+    "train": train_symbol,
+    "monitor": monitor_symbol,
+}
 
 
 @dataclass(frozen=True)
@@ -179,40 +192,58 @@ def universe_table(result: UniverseResult) -> str:
 def run_command(
     command: Command,
     settings: Settings,
-    symbols: list[str],
     output_format: str,
     progress: Callable[[str], None],
-    started: float,
+    table: Callable[[Any], str],
     requested: Literal["a", "b"] | None = None,
 ) -> int:
-    """``volforecast train|monitor|predict --symbols ...``: the run, its summary on stdout, the
-    metrics of the symbols that succeeded, and the exit code (11 if any symbol failed; 10 for
-    monitor with --fail-on-retrain when retraining is advised)."""
-    progress(f"{command} {len(symbols)} symbols: {', '.join(symbols)}")
-    if command == "predict":  # a forecast takes a second: not worth starting a cluster
-        result = run_universe(command, settings, symbols, Engine(), progress, requested=requested)
+    """``volforecast train|monitor|predict``: one symbol (``table`` renders its record) or, with
+    ``--symbols``/``--universe-file``, every symbol on the engine (``SYMBOL_RUNS``); the
+    summary on stdout, the metrics of what succeeded, and the exit code: 11 if any symbol
+    failed, 10 for monitor with --fail-on-retrain when retraining is advised, 12 when a run
+    used cached data after a failed download."""
+    started = time.monotonic()
+    if command != "predict":  # predict publishes no metrics
+        check_metrics_file(settings)
+    symbols = settings.universe()
+    failed: list[UniverseRow] = []
+    if symbols is None:
+        record = (
+            predict_symbol(settings, requested, progress)
+            if command == "predict"
+            else SYMBOL_RUNS[command](settings, progress)
+        )
+        print(rendered(record, output_format, table))
+        records: dict[str, Any] = {settings.symbol: record}
     else:
-        with open_engine(settings, progress, pieces=len(symbols)) as engine:
-            result = run_universe(command, settings, symbols, engine, progress)
-    print(
-        universe_table(result)
-        if output_format == "table"
-        else result.summary.model_dump_json(indent=2)
-    )
-    for row in result.failed:  # before anything else can go wrong
-        log.error("%s %s failed (exit %d): %s", command, row.symbol, row.exit_code, row.error)
+        progress(f"{command} {len(symbols)} symbols: {', '.join(symbols)}")
+        if command == "predict":  # a forecast takes a second: not worth starting a cluster
+            result = run_universe(
+                command, settings, symbols, Engine(), progress, requested=requested
+            )
+        else:
+            with open_engine(settings, progress, pieces=len(symbols)) as engine:
+                result = run_universe(command, settings, symbols, engine, progress)
+        print(
+            universe_table(result)
+            if output_format == "table"
+            else result.summary.model_dump_json(indent=2)
+        )
+        records, failed = result.records, result.failed
+        for row in failed:  # before anything else can go wrong
+            log.error("%s %s failed (exit %d): %s", command, row.symbol, row.exit_code, row.error)
     if command != "predict":
-        publish_runs(settings, command, result.records, started)
-    if result.failed:
+        publish_runs(settings, command, records, started)
+    if failed:
         log.error(
             "%d of %d symbols failed; exiting %d",
-            len(result.failed),
-            len(symbols),
+            len(failed),
+            len(failed) + len(records),
             EXIT_SOME_SYMBOLS_FAILED,
         )
         return EXIT_SOME_SYMBOLS_FAILED
     advised = [
-        s for s, r in result.records.items() if getattr(r, "retraining", None) is not None
+        s for s, r in records.items() if getattr(r, "retraining", None) is not None
         and r.retraining.action == "retrain_now"
     ]  # fmt: skip
     if command == "monitor" and settings.fail_on_retrain and advised:
@@ -222,11 +253,13 @@ def run_command(
             EXIT_RETRAIN_ADVISED,
         )
         return EXIT_RETRAIN_ADVISED
-    stale = [s for s, r in result.records.items() if getattr(r, "data_stale", False)]
-    if stale:
+    # train on a cache is an explicit choice (--allow-stale-data): its record says so.
+    stale = [s for s, r in records.items() if getattr(r, "data_stale", False)]
+    if stale and command != "train":
         log.warning(
-            "%s ran on cached data (the download failed); exiting %d",
+            "%s: %s on cached data (the download failed); exiting %d",
             ", ".join(stale),
+            "forecast" if command == "predict" else "ran",
             EXIT_STALE_DATA,
         )
         return EXIT_STALE_DATA

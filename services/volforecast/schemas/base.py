@@ -30,3 +30,23 @@ def ordered(*pairs: tuple[str, dt.date, dt.date, bool]) -> None:
     for label, first, second, strict in pairs:
         if first > second or (strict and first == second):
             raise ValueError(f"dates out of order: {label} ({first} vs {second})")
+
+
+class Served(BaseModel):
+    """added: what a monitoring line and a forecast say about the data and the set they used
+    (their first keys)."""
+
+    data_age_days: int | None = Field(
+        None,
+        description="weekdays from the data's last row to the run's day (--as-of, or today); "
+        "none in lines written before it was recorded",
+    )
+    data_stale: bool = Field(
+        False, description="the download failed and the run used the cache (degraded mode)"
+    )
+    live_since: str | None = Field(
+        None, description="when the set became live (deployments.jsonl), if logged"
+    )
+    deployed_by: str | None = Field(
+        None, description="what made it live: train, rollback, promote or recovered"
+    )

@@ -20,6 +20,7 @@ from volforecast.schemas.base import (
     PositiveFinite,
     Record,
     RSquared,
+    Served,
     ordered,
 )
 
@@ -272,7 +273,7 @@ class FeatureDrift(Record):
     skipped: str | None = Field(None, description="why no feature was tested, if none was")
 
 
-class MonitoringRecord(Record):
+class MonitoringRecord(Served, Record):
     """One line of ``monitoring_history.jsonl``."""
 
     timestamp: str
@@ -293,20 +294,6 @@ class MonitoringRecord(Record):
     feature_drift: FeatureDrift
     symbol: str = Field(
         "SPY", description="the underlying; files written before per-symbol sets are SPY's"
-    )
-    data_age_days: int | None = Field(
-        None,
-        description="weekdays from the data's last row to the run's day (--as-of, or today); "
-        "none in lines written before it was recorded",
-    )
-    data_stale: bool = Field(
-        False, description="the download failed and the run used the cache (degraded mode)"
-    )
-    live_since: str | None = Field(
-        None, description="when the set became live (deployments.jsonl), if logged"
-    )
-    deployed_by: str | None = Field(
-        None, description="what made it live: train, rollback, promote or recovered"
     )
 
 

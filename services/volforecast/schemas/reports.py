@@ -10,7 +10,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from volforecast.schemas.base import FORMAT_VERSION, Record
+from volforecast.schemas.base import (
+    FORMAT_VERSION,
+    Record,
+    Served,
+)
 
 # --------------------------------------------------------------------------- evaluate
 
@@ -79,7 +83,7 @@ class EvaluationReport(Record):
 # --------------------------------------------------------------------------- predict and report
 
 
-class Forecast(Record):
+class Forecast(Served, Record):
     """What ``volforecast predict`` prints (JSON)."""
 
     as_of: dt.date
@@ -95,20 +99,6 @@ class Forecast(Record):
     data_source: str
     symbol: str = Field(
         "SPY", description="the underlying; files written before per-symbol sets are SPY's"
-    )
-    data_age_days: int | None = Field(
-        None,
-        description="weekdays from the data's last row to the run's day (--as-of, or today); "
-        "none in lines written before it was recorded",
-    )
-    data_stale: bool = Field(
-        False, description="the download failed and the run used the cache (degraded mode)"
-    )
-    live_since: str | None = Field(
-        None, description="when the set became live (deployments.jsonl), if logged"
-    )
-    deployed_by: str | None = Field(
-        None, description="what made it live: train, rollback, promote or recovered"
     )
 
 
