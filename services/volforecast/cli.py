@@ -11,6 +11,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from pydantic.fields import FieldInfo
+
 from volforecast import __version__
 from volforecast.config import SETTING_FLAGS, Settings, build_settings
 from volforecast.errors import VolforecastError
@@ -37,6 +39,14 @@ COMMON_FLAGS = [
 UNIVERSE_FLAGS = ["--symbols", "--universe-file", "--workers", "--scheduler"]
 
 
+def _shown_default(info: FieldInfo) -> str:
+    """A field's default as --help shows it (a factory's value; "none" for None or empty)."""
+    default = info.get_default(call_default_factory=True)
+    if isinstance(default, dict):
+        return ",".join(f"{k}={v}" for k, v in default.items()) or "none"
+    return "none" if default is None else str(default)
+
+
 def _add_settings(parser: argparse.ArgumentParser, flags: Sequence[str]) -> list[str]:
     """Add ``flags`` (help from the Settings field) and return the fields they set."""
     fields = []
@@ -48,7 +58,7 @@ def _add_settings(parser: argparse.ArgumentParser, flags: Sequence[str]) -> list
             flag,
             dest=field,
             default=None,
-            help=f"{info.description} [env {env}; default {info.default}]",
+            help=f"{info.description} [env {env}; default {_shown_default(info)}]",
             **extra,
         )
         fields.append(field)
