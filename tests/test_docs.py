@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 DOCUMENTED = [
+    "volforecast.backtests",
     "volforecast.forecaster",
     "volforecast.metrics",
     "volforecast.selection",
