@@ -17,6 +17,7 @@ feature row, compared bit for bit. It prints one line per comparison and exits 1
 difference.
 
     python bench/identical.py --data-dir ../shared/data --against 6ccc1d6
+    python bench/identical.py --data-dir ../shared/data --against 6ccc1d6 --added-ok
 """
 
 from __future__ import annotations
@@ -104,9 +105,35 @@ def _features(data_dir: str, artifact: dict[str, Any]) -> np.ndarray:
     return rows.loc[:, list(artifact["feature_cols"])].to_numpy()
 
 
-def compare(name: str, a: Any, b: Any, failures: list[str]) -> None:
+def _added(new: Any, old: Any, path: str = "") -> list[str]:
+    """Keys ``new`` has beyond ``old`` (recursively), as dotted paths."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        out = [f"{path}{k}" for k in new if k not in old]
+        for k in new.keys() & old.keys():
+            out += _added(new[k], old[k], f"{path}{k}.")
+        return out
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        return sorted({a for n, o in zip(new, old, strict=True) for a in _added(n, o, path)})
+    return []
+
+
+def _shared(new: Any, old: Any) -> Any:
+    """``new`` restricted to the keys ``old`` has (recursively)."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {k: _shared(new[k], old[k]) for k in old if k in new}
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        return [_shared(n, o) for n, o in zip(new, old, strict=True)]
+    return new
+
+
+def compare(name: str, a: Any, b: Any, failures: list[str], added_ok: bool = False) -> None:
+    added = _added(a, b) if added_ok else []
+    if added:
+        a = _shared(a, b)
     same = bool(np.array_equal(a, b, equal_nan=True)) if isinstance(a, np.ndarray) else a == b
-    print(f"{'identical' if same else 'DIFFERENT':<10} {name}", flush=True)
+    label = "identical" if same else "DIFFERENT"
+    note = f" (keys added: {', '.join(added)})" if added else ""
+    print(f"{label:<10} {name}{note}", flush=True)
     if not same:
         failures.append(name)
 
@@ -120,6 +147,12 @@ def main() -> int:
     parser.add_argument("--skip-evaluate", action="store_true", help="leave out evaluate")
     parser.add_argument("--skip-select", action="store_true", help="leave out the short select")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and print it")
+    parser.add_argument(
+        "--added-ok",
+        action="store_true",
+        help="keys this checkout adds are listed, not counted as differences: every key of REF "
+        "must keep its value (the contract's rule: add fields, never rename or drop one)",
+    )
     args = parser.parse_args()
 
     repo = Path(__file__).resolve().parents[1]
@@ -169,7 +202,7 @@ def main() -> int:
     failures: list[str] = []
     this, previous = out["this"], out[args.against]
     for name in this:
-        compare(name, this[name], previous[name], failures)
+        compare(name, this[name], previous[name], failures, args.added_ok)
     if args.keep:
         print(f"work folder: {work}")
     else:
