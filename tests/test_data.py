@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from volforecast.data import (
     YahooDownloader,
     _flatten_yahoo,
     align,
+    apply_bad_rows,
+    glitches,
     load_market_data,
     read_price_csv,
     refresh_cache,
@@ -263,7 +266,7 @@ def _csv_cell(project: Path, row: int, column: str, value: str) -> None:
         pytest.param(40, "high", "inf", "row 42 (2015-02-27) has a non-finite high", id="11_inf_high"),
         pytest.param(899, "high", "inf", "has a non-finite high", id="11_inf_high_last_row"),
         pytest.param(50, "adj_close", "1e-300", "beyond the plausible factor of 3", id="tiny_price"),
-        pytest.param(50, "high", "1e10", "over 3 times its low", id="huge_high"),
+        pytest.param(50, "high", "1e10", "more than 3 times away from its close", id="huge_high"),
     ],
 )  # fmt: skip
 def test_train_exits_3_on_implausible_or_non_iso_data(
@@ -273,7 +276,7 @@ def test_train_exits_3_on_implausible_or_non_iso_data(
         _csv_cell(project, 2, "date", "2015-01-07 00:00:00-05:00")
     _csv_cell(project, row, column, value)
     before = snapshot(project / "models")
-    assert main(cli_args(project, "train")) == 3
+    assert main(cli_args(project, "train", "--bad-rows", "fail")) == 3
     err = capsys.readouterr().err
     assert message in err and "Fix:" in err
     assert snapshot(project / "models") == before
@@ -304,3 +307,34 @@ def test_train_exits_3_naming_the_gap_when_a_year_of_rows_is_missing(project: Pa
     frame.loc[(dates < "2016-06-01") | (dates > "2017-05-31")].to_csv(path, index=False)
     assert main(cli_args(project, "train")) == 3
     assert "calendar days between 2016-05-31 and 2017-06-01" in capsys.readouterr().err
+
+
+def test_train_repairs_a_bad_tick_by_default_naming_the_row_and_recording_it(project: Path, capsys):
+    _csv_cell(project, 50, "high", "1e10")
+    assert main(cli_args(project, "train")) == 0
+    assert "repaired a bad tick (--bad-rows repair): 2015-03-13" in capsys.readouterr().err
+    record = json.loads(
+        (project / "models" / "training_history.jsonl").read_text().splitlines()[-1]
+    )
+    [repaired] = record["repaired_rows"]
+    assert repaired.startswith("2015-03-13") and "high 1e+10 ->" in repaired
+
+
+def test_glitches_flag_an_extreme_no_close_confirms_and_keep_a_crash_the_closes_confirm():
+    days = pd.bdate_range("2020-01-01", periods=4)
+    prices = pd.DataFrame(
+        {
+            "open": [10.0, 10.0, 9.0, 3.9],
+            "high": [10.5, 40.0, 9.9, 4.2],  # day 2: a high no close is within 3 times of
+            "low": [9.5, 9.8, 1.5, 3.8],  # day 3: a crash from 10.1 to 4.0, range 6.6 times
+            "close": [10.0, 10.1, 4.0, 4.0],
+        },
+        index=days,
+    )
+    bad = glitches(prices)
+    assert bad["high"].tolist() == [False, True, False, False]
+    assert not bad["low"].any() and not bad["open"].any()
+    repaired, notes = apply_bad_rows(prices, "test", "repair")
+    assert repaired["high"].tolist() == [10.5, 10.1, 9.9, 4.2]
+    assert repaired["low"].tolist() == prices["low"].tolist()
+    assert len(notes) == 1 and notes[0].startswith(str(days[1].date()))

@@ -34,6 +34,7 @@ COMMON_FLAGS = [
     "--threads",
     "--lock-timeout",
     "--log-level",
+    "--bad-rows",
 ]
 # A universe run: one command over many symbols, on Dask.
 UNIVERSE_FLAGS = ["--symbols", "--universe-file", "--workers", "--scheduler"]
@@ -201,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate_flags = ["--source", "--data-dir", "--models-dir", "--start", "--end", "--eval-start", "--threads",
                       "--refit-every", "--output", "--symbol", "--implied-vol", "--horizon", "--horizons",
-                      "--seed", "--candidate", "--log-level", *UNIVERSE_FLAGS]  # fmt: skip
+                      "--seed", "--candidate", "--log-level", "--bad-rows", *UNIVERSE_FLAGS]  # fmt: skip
     evaluate.set_defaults(
         handler=_handler("evaluate"), settings_fields=_add_settings(evaluate, evaluate_flags)
     )
@@ -218,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay_flags = ["--source", "--data-dir", "--models-dir", "--symbol", "--implied-vol", "--start",
                     "--end", "--replay-start", "--train-every", "--no-retrain-on-advice", "--horizon",
-                    "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level"]  # fmt: skip
+                    "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level",
+                    "--bad-rows"]  # fmt: skip
     replay.set_defaults(
         handler=_handler("replay"), settings_fields=_add_settings(replay, replay_flags)
     )
@@ -234,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     select_flags = ["--source", "--data-dir", "--models-dir", "--dev-start", "--dev-eval-start",
                     "--eval-start", "--refit-every", "--symbols", "--implied-vol", "--horizons",
-                    "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level"]  # fmt: skip
+                    "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level",
+                    "--bad-rows"]  # fmt: skip
     select.set_defaults(
         handler=_handler("select"), settings_fields=_add_settings(select, select_flags)
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +49,7 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--archive-keep": ("archive_keep", {"type": int}),
     "--fail-on-retrain": ("fail_on_retrain", {"action": "store_true"}),
     "--max-data-age": ("max_data_age", {"type": int, "metavar": "DAYS"}),
+    "--bad-rows": ("bad_rows", {"choices": ["repair", "fail"]}),
     "--allow-stale-data": ("allow_stale_data", {"action": "store_true"}),
     "--eval-start": ("eval_start", {"metavar": "YYYY-MM-DD"}),
     "--refit-every": ("refit_every", {"type": int, "metavar": "DAYS"}),
@@ -177,6 +178,12 @@ class Settings(BaseSettings):
         ge=0,
         description="monitor/predict: when the download fails, run on the cache if its last "
         "row is at most this many weekdays old (exit 12), else exit 3.",
+    )
+    bad_rows: Literal["repair", "fail"] = Field(
+        "repair",
+        description="a bad intraday tick (an open, high or low more than 3 times away from "
+        "the closes around it): repair it from the closes, with a warning naming the row, or "
+        "fail (exit 3).",
     )
     allow_stale_data: bool = Field(
         False,

@@ -72,6 +72,8 @@ class MarketData:
     notes: list[str] = field(default_factory=list)
     # The download failed and the cache was used instead (degraded mode: ``check_freshness``).
     stale: bool = False
+    # Rows the bad-rows policy repaired (``apply_bad_rows``), one line each.
+    repaired: list[str] = field(default_factory=list)
 
     @property
     def first_date(self) -> dt.date:
@@ -86,7 +88,13 @@ class MarketData:
         frame = self.frame.loc[self.frame.index <= pd.Timestamp(as_of)]
         if frame.empty:
             raise DataError(f"{self.source}: no rows on or before {as_of}.")
-        return MarketData(frame=frame, source=self.source, notes=list(self.notes), stale=self.stale)
+        return MarketData(
+            frame=frame,
+            source=self.source,
+            notes=list(self.notes),
+            stale=self.stale,
+            repaired=[r for r in self.repaired if r[:10] <= as_of.isoformat()],
+        )
 
     def age_days(self, today: dt.date) -> int:
         """Weekdays after the last row up to ``today``: 0 when the data holds today's bar, 2
@@ -230,11 +238,10 @@ def parse_dates(raw: pd.Series, origin: str) -> pd.Series:
 
 
 def _check_plausible(prices: pd.DataFrame, origin: str) -> None:
-    """Reject moves no traded fund makes in one day: typing errors, unit slips, bad ticks.
-
-    Adjusted closes (splits and dividends taken out) may change by at most a factor of
-    ``MAX_DAILY_FACTOR`` from one row to the next, and a day's high by at most that factor
-    over its low.
+    """Reject close-to-close moves no traded security makes in one day: typing errors, unit
+    slips, unadjusted splits. Adjusted closes (splits and dividends taken out) may change by at
+    most a factor of ``MAX_DAILY_FACTOR`` from one row to the next. (Bad intraday ticks are the
+    bad-rows policy's: ``apply_bad_rows``.)
     """
     bound = np.log(MAX_DAILY_FACTOR)
     adj = prices["adj_close"].to_numpy(dtype=float)
@@ -246,15 +253,76 @@ def _check_plausible(prices: pd.DataFrame, origin: str) -> None:
             f"to {adj[i]:g} in one day, beyond the plausible factor of {MAX_DAILY_FACTOR:g}. "
             "Fix: correct that row (splits must be reflected in adj_close)."
         )
-    if "high" in prices and "low" in prices:
-        ratio = (prices["high"] / prices["low"]).to_numpy(dtype=float)
-        if (ratio > MAX_DAILY_FACTOR).any():
-            i = int(np.flatnonzero(ratio > MAX_DAILY_FACTOR)[0])
-            raise DataError(
-                f"{origin}: row {i + 2} ({prices.index[i].date()}) has high "
-                f"{prices['high'].iloc[i]:g} over {MAX_DAILY_FACTOR:g} times its low "
-                f"{prices['low'].iloc[i]:g}. Fix: correct or remove that row."
-            )
+
+
+def glitches(prices: pd.DataFrame) -> pd.DataFrame:
+    """Which open, high and low values are glitches: more than ``MAX_DAILY_FACTOR`` away from
+    every close that could confirm them (the row's own close and the previous row's).
+
+    A real move is confirmed by the closes around it (AIG on 2008-09-16: a high 4.2 times its
+    low, between closes of 77.12 and 60.76, so its extremes are within 3 times of a close and
+    the row is kept as it is); a bad tick is not (LOW on 2009-02-05: a high of 49.06 between
+    closes of 14.92 and 15.26). The close itself is checked by the adjusted-close rule.
+    """
+    close = prices["close"]
+    previous = close.shift(1).fillna(close)
+    top = np.maximum(close, previous) * MAX_DAILY_FACTOR
+    bottom = np.minimum(close, previous) / MAX_DAILY_FACTOR
+    return pd.DataFrame(
+        {c: (prices[c] > top) | (prices[c] < bottom) for c in ("open", "high", "low")},
+        index=prices.index,
+    )
+
+
+def apply_bad_rows(
+    prices: pd.DataFrame, origin: str, policy: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The bad-rows policy on a validated price table (``--bad-rows``, models/README.md):
+
+    - ``fail``: a glitch (``glitches``) is a DataError naming the row (exit 3);
+    - ``repair``: a glitched high or low is replaced by the larger or smaller of the row's and
+      the previous row's close (the range the closes prove), a glitched open is clipped into
+      the repaired range; the close, the day and the symbol are kept. Returns the repaired
+      table and one line per repaired row, each also logged as a warning.
+    """
+    bad = glitches(prices)
+    rows = bad.any(axis=1)
+    if not rows.any():
+        return prices, []
+    if policy == "fail":
+        i = int(np.flatnonzero(rows.to_numpy())[0])
+        fields = ", ".join(f"{c} {prices[c].iloc[i]:g}" for c in bad.columns if bad[c].iloc[i])
+        raise DataError(
+            f"{origin}: row {i + 2} ({prices.index[i].date()}) has {fields}, more than "
+            f"{MAX_DAILY_FACTOR:g} times away from its close {prices['close'].iloc[i]:g} and the "
+            "previous close: a bad tick. Fix: correct that row, or pass --bad-rows repair "
+            "(VOLF_BAD_ROWS) to repair such rows from the closes."
+        )
+    out = prices.copy()
+    close = out["close"]
+    previous = close.shift(1).fillna(close)
+    hi_ref, lo_ref = np.maximum(close, previous), np.minimum(close, previous)
+    out.loc[bad["high"], "high"] = hi_ref[bad["high"]]
+    out.loc[bad["low"], "low"] = lo_ref[bad["low"]]
+    out["high"] = np.maximum(out["high"], close)  # a repaired range still holds the close
+    out["low"] = np.minimum(out["low"], close)
+    out.loc[bad["open"], "open"] = np.clip(
+        out.loc[bad["open"], "open"], out.loc[bad["open"], "low"], out.loc[bad["open"], "high"]
+    )
+    notes = []
+    for row in np.flatnonzero(rows.to_numpy()):
+        i = int(row)
+        before = prices.iloc[i][["open", "high", "low"]].to_numpy(dtype=float)
+        after = out.iloc[i][["open", "high", "low"]].to_numpy(dtype=float)
+        changed = ", ".join(
+            f"{c} {b:g} -> {a:g}"
+            for c, b, a in zip(("open", "high", "low"), before, after, strict=True)
+            if b != a
+        )
+        # The date first: MarketData.until keeps the repairs of the rows it keeps.
+        notes.append(f"{prices.index[i].date()} {origin}: {changed}")
+        log.warning("repaired a bad tick (--bad-rows repair): %s", notes[-1])
+    return out, notes
 
 
 def read_price_csv(
@@ -616,6 +684,7 @@ def load_market_data(
     spy = _restrict(spy, settings.start, settings.as_of)
     vix = _restrict(vix, settings.start, settings.as_of)
     check_gaps(spy, f"{origin} ({symbol})")
+    spy, repaired = apply_bad_rows(spy, f"{origin} ({symbol})", settings.bad_rows)
     if spy.empty:
         raise DataError(
             f"{origin}: no {symbol} rows between {settings.start} and {settings.as_of or 'the end'}. "
@@ -634,4 +703,5 @@ def load_market_data(
         frame.index[-1].date(),
         origin,
     )
-    return MarketData(frame=frame, source=origin, notes=notes, stale=stale)
+    notes += [f"repaired a bad tick: {r}" for r in repaired]
+    return MarketData(frame=frame, source=origin, notes=notes, stale=stale, repaired=repaired)

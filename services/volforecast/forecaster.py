@@ -35,6 +35,7 @@ from volforecast.config import DEFAULT_IMPLIED_VOL, PRIMARY_SYMBOL
 from volforecast.data import (
     MarketData,
     align,
+    apply_bad_rows,
     check_gaps,
     load_sample,
     price_file,
@@ -75,8 +76,10 @@ def read_market(
         A file is missing or a row is implausible; the message names the row and the fix.
     """
     folder = Path(data_dir)
+    origin = str(folder / price_file(symbol.upper()))
     prices = read_price_csv(folder / price_file(symbol.upper()))
-    check_gaps(prices, str(folder / price_file(symbol.upper())))
+    check_gaps(prices, origin)
+    prices, _repaired = apply_bad_rows(prices, origin, "repair")
     iv = read_price_csv(folder / price_file(implied_vol.upper()), require_ohlc=False)
     origin = f"csv files in {folder}"
     return MarketData(frame=align(prices, iv, origin=f"{origin} ({implied_vol})"), source=origin)

@@ -223,6 +223,7 @@ def train_models(
         data_digest=lineage.data_digest(market.frame, settings.symbol, implied_vol),
         library_versions=lineage.library_versions(),
         data_stale=market.stale,
+        repaired_rows=list(market.repaired),
         **both,
         **run,
         **source,

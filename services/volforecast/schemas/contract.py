@@ -202,6 +202,10 @@ class TrainingRecord(Record):
     data_stale: bool = Field(
         False, description="trained on the cache after a failed download (--allow-stale-data)"
     )
+    repaired_rows: list[str] = Field(
+        default_factory=list,
+        description="bad ticks the bad-rows policy repaired in the data fitted on, one per row",
+    )
 
 
 # --------------------------------------------------------------------------- monitoring side
