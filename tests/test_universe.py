@@ -390,3 +390,32 @@ def test_cli_says_which_symbols_were_published_when_a_universe_train_is_stopped(
     err = capsys.readouterr().err
     assert "after 1 piece(s) had finished: train QQQ" in err
     assert "left it as it was" not in err
+
+
+@pytest.mark.slow
+def test_evaluate_on_dask_stops_on_sigterm_with_one_line_and_no_traceback(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    data = _write_universe(tmp_path / "data")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("VOLF_")}
+    args = ["evaluate", "--source", "csv", "--data-dir", str(data), "--models-dir",
+            str(tmp_path / "m"), "--start", "2000-01-01", "--symbols", "spy,qqq,gld",
+            "--eval-start", "2017-06-01", "--refit-every", "5", "--workers", "2",
+            "--output", str(tmp_path / "e")]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "volforecast.cli", *args], env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if " evaluate 3/" in line:  # pieces are finishing: the run is in full swing
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.communicate(timeout=600)[1]
+    err = "".join(seen) + rest
+    assert proc.returncode == 143
+    assert "stopped by SIGTERM" in err
+    assert "Traceback" not in err, err[err.index("Traceback") - 300 :][:1500]

@@ -293,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "consistent",
                 exc,
                 len(exc.finished),
-                ", ".join(exc.finished),
+                ", ".join(exc.finished[:10])
+                + (f" and {len(exc.finished) - 10} more" if len(exc.finished) > 10 else ""),
             )
         else:
             log.error(

@@ -135,6 +135,12 @@ class Engine:
             self._collect(as_completed(futures), position, pieces, results, ticker)
         except Stopped as stop:
             stop.finished = [r.label for r in results if r is not None and r.error is None]
+            _quiet_teardown()
+            # Cancelled first, the pending pieces let the cluster close at once: otherwise the
+            # scheduler keeps handing them out while the client waits to close (a minute of
+            # tracebacks for a large run).
+            with contextlib.suppress(Exception):
+                self.client.cancel([f for f in futures if not f.done()], force=True)
             raise
         except (OSError, TimeoutError) as exc:  # distributed's CommClosedError is an OSError
             raise ClusterError(
@@ -256,11 +262,29 @@ def open_engine(
         # Its HTTP server (health, metrics; the dashboard needs bokeh) on a free port: a fixed
         # one would collide with another cluster on the host.
         dashboard_address=":0",
-        silence_logs=logging.ERROR,
+        # A piece's failure comes back as its value (``_guarded``) and is reported in one line;
+        # what the workers log besides is cluster housekeeping, and on a stop only noise.
+        silence_logs=logging.CRITICAL,
     )
     with cluster, Client(cluster) as client:
         progress(f"local Dask cluster: {workers} worker process(es), 1 thread each")
-        yield Engine(client)
+        try:
+            yield Engine(client)
+        except BaseException:
+            _quiet_teardown()
+            raise
+
+
+def _quiet_teardown() -> None:
+    """Stopping or failing: what the cluster logs while it is torn down under running pieces
+    (closed comms, lost tasks, cancelled reports) is not news, and the README promises no
+    tracebacks."""
+    quiet = ("distributed", "tornado", "asyncio")
+    # Each of their loggers: distributed gives its children levels of their own, and logs a
+    # closed comm at CRITICAL.
+    for name in [*quiet, *logging.Logger.manager.loggerDict]:
+        if name.split(".", 1)[0] in quiet:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def local_workers(requested: int, pieces: int | None, progress: Callable[[str], None]) -> int:
