@@ -28,12 +28,8 @@ from volforecast.errors import (
     EXIT_STALE_DATA,
     exit_code_of,
 )
-from volforecast.forecasting import run_predict
-from volforecast.monitoring import run_monitor
 from volforecast.schemas import UniverseRow, UniverseSummary
 from volforecast.summaries import rendered
-from volforecast.telemetry import check_metrics_file, publish_runs
-from volforecast.training import run_train
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +58,8 @@ def _say(symbol: str) -> Callable[[str], None]:
 
 def train_symbol(settings: Settings, progress: Progress | None = None) -> BaseModel:
     """One symbol's train run (a Dask task when ``progress`` is None): its training record."""
+    from volforecast.training import run_train  # each command loads only what it runs
+
     if progress is None:
         _worker_logging(settings.log_level)
     return run_train(settings, progress or _say(settings.symbol)).record
@@ -69,6 +67,8 @@ def train_symbol(settings: Settings, progress: Progress | None = None) -> BaseMo
 
 def monitor_symbol(settings: Settings, progress: Progress | None = None) -> BaseModel:
     """One symbol's monitor run (a Dask task when ``progress`` is None): its history line."""
+    from volforecast.monitoring import run_monitor  # scipy.stats, for feature drift
+
     if progress is None:
         _worker_logging(settings.log_level)
     return run_monitor(settings, progress or _say(settings.symbol)).record
@@ -78,6 +78,8 @@ def predict_symbol(
     settings: Settings, requested: Literal["a", "b"] | None, progress: Progress | None = None
 ) -> BaseModel:
     """One symbol's forecast."""
+    from volforecast.forecasting import run_predict
+
     return run_predict(settings, progress or _say(settings.symbol), requested=requested)
 
 
@@ -203,7 +205,10 @@ def run_command(
     failed, 10 for monitor with --fail-on-retrain when retraining is advised, 12 when a run
     used cached data after a failed download."""
     started = time.monotonic()
-    if command != "predict":  # predict publishes no metrics
+    publishing = command != "predict" and bool(settings.metrics_file or settings.pushgateway_url)
+    if publishing:  # prometheus-client is imported only by runs that publish
+        from volforecast.telemetry import check_metrics_file, publish_runs
+
         check_metrics_file(settings)
     symbols = settings.universe()
     failed: list[UniverseRow] = []
@@ -232,7 +237,7 @@ def run_command(
         records, failed = result.records, result.failed
         for row in failed:  # before anything else can go wrong
             log.error("%s %s failed (exit %d): %s", command, row.symbol, row.exit_code, row.error)
-    if command != "predict":
+    if publishing:
         publish_runs(settings, command, records, started)
     if failed:
         log.error(
