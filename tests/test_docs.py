@@ -9,6 +9,7 @@ import pytest
 
 DOCUMENTED = [
     "volforecast.backtests",
+    "volforecast.calibration",
     "volforecast.forecaster",
     "volforecast.metrics",
     "volforecast.selection",

@@ -304,3 +304,18 @@ def test_predict_takes_dataframe_columns_by_name_when_their_order_is_shuffled(da
     assert np.array_equal(model.predict(shuffled), model.predict(X))
     with pytest.raises(ValueError, match="vix_level"):
         model.predict(X.drop(columns=["vix_level"]))
+
+
+@pytest.mark.parametrize("meta", ["ridge", "core_mix"])
+def test_oof_forecast_is_the_meta_learners_mix_of_the_out_of_fold_predictions(dataset, meta):
+    model = StackedEnsemble(horizon=5, seed=42, meta=meta).fit(
+        dataset[list(FEATURE_COLUMNS)], dataset[TARGET]
+    )
+    covered = ~np.isnan(model.oof_predictions_).any(axis=1)
+    assert np.isnan(model.oof_forecast_[~covered]).all()
+    if meta == "ridge":
+        expected = model.meta_model_.predict(model.oof_predictions_[covered])
+    else:
+        three = np.column_stack([model.oof_core_, model.oof_predictions_])[covered]
+        expected = model.meta_model_.mixing.predict(three)
+    np.testing.assert_allclose(model.oof_forecast_[covered], expected)

@@ -456,10 +456,16 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             self.mix_weights_ = dict(
                 zip(("core", "xgb", "lgbm"), map(float, mix.coef_), strict=True)
             )
+            mixed = mix.predict(three[covered])
         else:
             self.meta_model_ = MixingRidge(alpha=self.meta_alpha).fit(oof[covered], target[covered])
             w_xgb, w_lgbm = map(float, self.meta_model_.coef_)
             self.mix_weights_ = {"core": 0.0, "xgb": w_xgb, "lgbm": w_lgbm}
+            mixed = self.meta_model_.predict(oof[covered])
+        # The ensemble's own out-of-fold forecast (NaN on the first block): what it got wrong
+        # inside its training window, which volforecast.calibration turns into distributions.
+        self.oof_forecast_ = np.full(n, np.nan)
+        self.oof_forecast_[covered] = mixed
         say(f"final base learners on all {n} rows")
         self.xgb_model_, self.lgbm_model_ = self._base_learners(core_weight)
         self.xgb_model_.fit(features, target)
