@@ -64,8 +64,12 @@ def fit_threads(requested: int) -> int:
     return requested if requested > 0 else available_cpus()
 
 
-class Stopped(Exception):
-    """SIGTERM or SIGINT arrived: the run stops where it is (before publishing, nothing changed)."""
+class Stopped(BaseException):
+    """SIGTERM or SIGINT arrived: the run stops where it is (before publishing, nothing changed).
+
+    A BaseException, like KeyboardInterrupt: the signal handler raises it wherever the main
+    thread is, and a library's (or our own) ``except Exception`` around that point — yfinance's
+    retries, distributed's result loop — must not swallow the stop and carry on."""
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
