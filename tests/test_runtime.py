@@ -144,3 +144,27 @@ def test_train_exits_143_with_a_log_line_and_unchanged_directory_on_sigterm(proj
     assert proc.returncode == 143
     assert "stopped by SIGTERM" in "".join(lines) + rest
     assert snapshot(project / "models") == before
+
+
+def test_sigterm_stops_the_run_when_it_lands_while_a_log_line_is_being_written():
+    import logging
+    import threading
+    import time
+
+    # logging's emit catches Exception (and prints a logging error): a stop that were one
+    # would be swallowed there, and the run would carry on.
+    log = logging.getLogger("volforecast.test_sigterm")
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - closed below
+    log.addHandler(handler)
+    log.propagate = False
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        with pytest.raises(Stopped), stop_on_signals():
+            timer.start()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                log.warning("progress line %s", "x" * 200)
+    finally:
+        timer.cancel()
+        log.removeHandler(handler)
+        handler.stream.close()
