@@ -381,14 +381,19 @@ def align(spy: pd.DataFrame, vix: pd.DataFrame, origin: str = "VIX") -> pd.DataF
     return frame
 
 
-def _restrict(frame: pd.DataFrame, start: dt.date, as_of: dt.date | None) -> pd.DataFrame:
-    mask = frame.index >= pd.Timestamp(start)
+def _restrict(frame: pd.DataFrame, start: dt.date | None, as_of: dt.date | None) -> pd.DataFrame:
+    mask = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        mask &= frame.index >= pd.Timestamp(start)
     if as_of is not None:
         mask &= frame.index <= pd.Timestamp(as_of)
     return frame.loc[mask]
 
 
 # --------------------------------------------------------------------------- sources
+
+
+SAMPLE_ORIGIN = "sample (arch: S&P 500 index 1999–2018, VIX 2014–2019)"
 
 
 def load_sample() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -652,10 +657,9 @@ def load_market_data(
                 "Fix: use --source csv or yahoo for other symbols."
             )
         spy, vix = load_sample()
-        origin = "sample (arch: S&P 500 index 1999–2018, VIX 2014–2019)"
+        origin = SAMPLE_ORIGIN
     elif source is DataSource.CSV:
-        spy = read_price_csv(settings.data_dir / price_file(symbol), today=today)
-        vix = read_price_csv(settings.data_dir / price_file(iv), require_ohlc=False, today=today)
+        spy, vix = read_csv_pair(settings.data_dir, symbol, iv, today)
         origin = f"csv files in {settings.data_dir}"
     else:
         download = downloader or YahooDownloader(settings.data_dir)
@@ -681,13 +685,51 @@ def load_market_data(
         origin = f"yahoo (cached in {settings.data_dir}" + (
             "; download failed, cache only)" if stale else ")"
         )
-    spy = _restrict(spy, settings.start, settings.as_of)
-    vix = _restrict(vix, settings.start, settings.as_of)
+    return assemble_market(
+        spy,
+        vix,
+        origin,
+        symbol,
+        iv,
+        start=settings.start,
+        as_of=settings.as_of,
+        bad_rows=settings.bad_rows,
+        stale=stale,
+    )
+
+
+def read_csv_pair(
+    data_dir: Path, symbol: str, implied_vol: str, today: dt.date | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validated price table of ``symbol`` and the close of ``implied_vol`` from
+    ``<data_dir>/<ticker>_daily.csv`` (``--source csv``)."""
+    prices = read_price_csv(data_dir / price_file(symbol), today=today)
+    iv = read_price_csv(data_dir / price_file(implied_vol), require_ohlc=False, today=today)
+    return prices, iv
+
+
+def assemble_market(
+    spy: pd.DataFrame,
+    vix: pd.DataFrame,
+    origin: str,
+    symbol: str,
+    iv: str,
+    *,
+    start: dt.date | None = None,
+    as_of: dt.date | None = None,
+    bad_rows: str = "repair",
+    stale: bool = False,
+) -> MarketData:
+    """Validated tables of any source made one ``MarketData``: cut to [start, as_of], checked
+    for holes (``check_gaps``), bad ticks handled by the ``bad_rows`` policy, the implied
+    volatility aligned to the underlying's trading days (``align``)."""
+    spy = _restrict(spy, start, as_of)
+    vix = _restrict(vix, start, as_of)
     check_gaps(spy, f"{origin} ({symbol})")
-    spy, repaired = apply_bad_rows(spy, f"{origin} ({symbol})", settings.bad_rows)
+    spy, repaired = apply_bad_rows(spy, f"{origin} ({symbol})", bad_rows)
     if spy.empty:
         raise DataError(
-            f"{origin}: no {symbol} rows between {settings.start} and {settings.as_of or 'the end'}. "
+            f"{origin}: no {symbol} rows between {start or 'the start'} and {as_of or 'the end'}. "
             "Fix: check --start and --as-of."
         )
     frame = align(spy, vix, origin=f"{origin} ({iv})")

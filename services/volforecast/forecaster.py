@@ -32,15 +32,7 @@ from sklearn.exceptions import NotFittedError
 
 from volforecast import selection
 from volforecast.config import DEFAULT_IMPLIED_VOL, PRIMARY_SYMBOL
-from volforecast.data import (
-    MarketData,
-    align,
-    apply_bad_rows,
-    check_gaps,
-    load_sample,
-    price_file,
-    read_price_csv,
-)
+from volforecast.data import SAMPLE_ORIGIN, MarketData, assemble_market, load_sample, read_csv_pair
 from volforecast.ensemble import StackedEnsemble, predict_artifact
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 from volforecast.schemas import CandidateSpec
@@ -76,13 +68,9 @@ def read_market(
         A file is missing or a row is implausible; the message names the row and the fix.
     """
     folder = Path(data_dir)
-    origin = str(folder / price_file(symbol.upper()))
-    prices = read_price_csv(folder / price_file(symbol.upper()))
-    check_gaps(prices, origin)
-    prices, _repaired = apply_bad_rows(prices, origin, "repair")
-    iv = read_price_csv(folder / price_file(implied_vol.upper()), require_ohlc=False)
-    origin = f"csv files in {folder}"
-    return MarketData(frame=align(prices, iv, origin=f"{origin} ({implied_vol})"), source=origin)
+    symbol, implied_vol = symbol.upper(), implied_vol.upper()
+    prices, iv = read_csv_pair(folder, symbol, implied_vol)
+    return assemble_market(prices, iv, f"csv files in {folder}", symbol, implied_vol)
 
 
 def sample_market() -> MarketData:
@@ -95,8 +83,7 @@ def sample_market() -> MarketData:
     2014
     """
     spx, vix = load_sample()
-    origin = "sample (arch: S&P 500 index 1999–2018, VIX 2014–2019)"
-    return MarketData(frame=align(spx, vix, origin=f"{origin} (VIX)"), source=origin)
+    return assemble_market(spx, vix, SAMPLE_ORIGIN, PRIMARY_SYMBOL, DEFAULT_IMPLIED_VOL)
 
 
 def _features(data: MarketData | pd.DataFrame, horizon: int) -> pd.DataFrame:
