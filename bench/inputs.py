@@ -54,7 +54,8 @@ from volforecast.data import align, price_file, read_price_csv, validate_prices
 from volforecast.ensemble import FloatArray, StackedEnsemble
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
 from volforecast.metrics import diebold_mariano, qlike, qlike_loss, rmse, squared_error_loss
-from volforecast.walkforward import MIN_LABELED_ROWS, schedule
+from volforecast.splits import MIN_LABELED_ROWS
+from volforecast.walkforward import schedule
 
 # The protocol's periods and refit interval, as `volforecast select` has them by default.
 _DEFAULT = Settings.model_fields

@@ -31,7 +31,8 @@ from volforecast.calibration import ReturnRisk, VolatilityCalibration
 from volforecast.config import Settings, build_settings
 from volforecast.data import load_market_data
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
-from volforecast.walkforward import MIN_LABELED_ROWS, schedule
+from volforecast.splits import MIN_LABELED_ROWS
+from volforecast.walkforward import schedule
 
 LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Below this many labeled rows the out-of-fold blocks and the holdouts get too small to trust:
+# the floor of a training set and of a walk-forward's first refit.
+MIN_LABELED_ROWS = 500
+
 
 @dataclass(frozen=True)
 class Split:

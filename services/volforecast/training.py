@@ -32,7 +32,7 @@ from volforecast.schemas import (
     TrainingRecord,
     ValidationBaseline,
 )
-from volforecast.splits import Split, model_a_split, model_b_split
+from volforecast.splits import MIN_LABELED_ROWS, Split, model_a_split, model_b_split
 from volforecast.store import (
     DUAL_FILE,
     MODEL_A_FILE,
@@ -42,7 +42,6 @@ from volforecast.store import (
     serialize_model,
     sha256,
 )
-from volforecast.walkforward import MIN_LABELED_ROWS
 
 log = logging.getLogger(__name__)
 

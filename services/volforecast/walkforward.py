@@ -26,12 +26,10 @@ from volforecast.engine import Engine, Piece
 from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
 from volforecast.errors import DataError
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
+from volforecast.splits import MIN_LABELED_ROWS
 
 REALIZED = "realized"
 ENSEMBLE = "ensemble"
-# Below this many labeled rows the out-of-fold blocks and the holdouts get too small to trust:
-# the floor of a training set and of a walk's first refit.
-MIN_LABELED_ROWS = 500
 
 
 class Forecaster(Protocol):

@@ -39,13 +39,13 @@ from volforecast.replaying import (
     score_replay,
 )
 from volforecast.schemas import ReplayReport
+from volforecast.splits import MIN_LABELED_ROWS
 from volforecast.store import (
     MONITORING_HISTORY,
     TRAINING_HISTORY,
     ModelsDirectory,
 )
 from volforecast.summaries import wrote
-from volforecast.walkforward import MIN_LABELED_ROWS
 
 REPLAY_JSON = "replay.json"
 REPLAY_MD = "replay.md"
