@@ -1,48 +1,88 @@
-"""How well calibrated are the ensemble's forecast distributions? Development period only.
+"""Choosing how the ensemble's forecast becomes a distribution: development period only.
 
-An experiment for the risk issue (#23), run before any method ships: it prints numbers and
-asserts nothing. The walk is ``select``'s (data cut the day before ``--eval-start``, forecasts
-from ``--dev-eval-start``, refit every 63 rows with ``horizon`` rows purged, the shipped ensemble
-setting per horizon). At each refit, inside the training window only:
+The protocol of the risk issue (#23), written before any number was seen, run once; it
+prints numbers, asserts nothing, and never reads a row after 2012-12-31. The walk is
+``select``'s (data cut the day before ``--eval-start``, forecasts from ``--dev-eval-start``,
+refit every 63 rows with ``horizon`` rows purged, the shipped ensemble setting per horizon),
+on every series of the data folder at h = 1 and 5. At each refit, inside the training window
+only, every candidate ``CalibrationMethod`` (``GRID``) is fitted on the ensemble's own
+out-of-fold forecasts and scored on the block that follows: coverage of the 50% and 90%
+realized-volatility intervals, mean pinball loss, and for the 1-day 95% and 99% VaR the
+exceedances, Kupiec's p-value and the share of 250-day windows in the Basel green zone.
 
-- ``VolatilityCalibration`` on the ensemble's own out-of-fold forecasts gives quantiles of the
-  h-day realized volatility (levels 0.05, 0.25, 0.5, 0.75, 0.95);
-- ``ReturnRisk`` (filtered historical simulation) gives the 95% and 99% VaR and ES of the next
-  day's log return, standardized by the same forecasts.
+The rule (``choose``):
 
-Scored on the block that follows: coverage of the 50% and 90% intervals, mean pinball loss,
-Winkler score of the 90% interval, and for the 1-day VaR the exceedances, Kupiec and
-Christoffersen p-values and the share of 250-day windows in the Basel green zone.
+1. Admissible: Kupiec's test not rejected at 5% for the 95% and the 99% VaR on every walk.
+2. Among those, the highest mean (over walks) Basel green share; every candidate within 0.01
+   of it is as good.
+3. Among those, the largest ``tail_margin`` (the least conservative VaR), then the smallest
+   mean coverage error |cov90 - 0.9| + |cov50 - 0.5|, then the lowest mean pinball loss
+   relative to the first candidate; ties go to the earlier candidate.
+   (No candidate admissible: the highest mean green share, then rule 3.)
 
-    python bench/risk.py --data-dir ../shared/data --symbols spy,qqq --horizons 1,5
+    python bench/risk.py walk --data-dir ../shared/data --symbols spy,qqq --out /tmp/risk.jsonl
+    python bench/risk.py choose /tmp/risk.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from volforecast import backtests, selection
-from volforecast.calibration import ReturnRisk, VolatilityCalibration
+from volforecast.calibration import (
+    QUANTILE_LEVELS,
+    CalibrationMethod,
+    ForecastCalibration,
+    ewma_volatility,
+    forward_returns,
+)
 from volforecast.config import Settings, build_settings
 from volforecast.data import load_market_data
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.splits import MIN_LABELED_ROWS
 from volforecast.walkforward import schedule
 
-LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+GRID = [
+    CalibrationMethod(window=w, scale=s, tail_margin=m)  # type: ignore[arg-type]
+    for w, s, m in itertools.product((None, 1000), ("forecast", "max_ewma"), (1.0, 0.8, 0.65, 0.5))
+]
 
 
-def _default(name: str) -> object:
+def _default(name: str) -> Any:
     return Settings.model_fields[name].default
 
 
-def walk(symbol: str, horizon: int, data_dir: Path) -> dict[str, float | int]:
-    eval_start: dt.date = _default("eval_start")  # type: ignore[assignment]
+def score(table: pd.DataFrame) -> dict[str, float | int | None]:
+    """The protocol's numbers for one candidate's forecasts of one walk."""
+    y = table["realized"].to_numpy()
+    out: dict[str, float | int | None] = {
+        "days": len(table),
+        "cov50": backtests.coverage(y, table["q0.25"], table["q0.75"]),
+        "cov90": backtests.coverage(y, table["q0.05"], table["q0.95"]),
+        "pinball": backtests.pinball(y, {lv: table[f"q{lv:g}"] for lv in QUANTILE_LEVELS}),
+    }
+    scored = table.dropna(subset=["loss_1d"])
+    for level in (0.95, 0.99):
+        hits = (scored["loss_1d"] > scored[f"var{level:g}"]).to_numpy()
+        out[f"var{level:g}_rate"] = float(hits.mean())
+        out[f"var{level:g}_kupiec_p"] = backtests.kupiec_pof(hits, 1.0 - level)
+        if level == 0.99:
+            out["green"] = backtests.basel_green_share(hits)
+            out["cc_p"] = backtests.christoffersen(hits, 0.01)[1]
+    return out
+
+
+def walk(symbol: str, horizon: int, data_dir: Path) -> list[dict[str, Any]]:
+    eval_start: dt.date = _default("eval_start")
     settings = build_settings(
         data_source="csv", data_dir=data_dir, symbol=symbol, horizon=horizon,
         start=_default("dev_start"), as_of=eval_start - dt.timedelta(days=1),
@@ -50,73 +90,89 @@ def walk(symbol: str, horizon: int, data_dir: Path) -> dict[str, float | int]:
     frame = load_market_data(settings).frame
     data = labeled(build_dataset(frame, horizon))
     returns = log_returns(frame["spy_adj_close"])
-    ahead_1 = returns.shift(-1).reindex(data.index)
-    first = int(data.index.searchsorted(pd.Timestamp(_default("dev_eval_start"))))  # type: ignore[arg-type]
-    refit: int = _default("refit_every")  # type: ignore[assignment]
-    blocks = schedule(len(data), max(first, MIN_LABELED_ROWS + horizon), refit, horizon)
-    rows: list[pd.DataFrame] = []
-    for block in blocks:
+    ewma = ewma_volatility(returns).reindex(data.index).to_numpy()
+    loss_1d = -forward_returns(returns, pd.DatetimeIndex(data.index), horizon)[0]
+    first = int(data.index.searchsorted(pd.Timestamp(_default("dev_eval_start"))))
+    blocks = schedule(len(data), max(first, MIN_LABELED_ROWS + horizon), _default("refit_every"), horizon)
+    tables: list[list[pd.DataFrame]] = [[] for _ in GRID]
+    for k, block in enumerate(blocks, 1):
+        print(f"{symbol} h={horizon} refit {k}/{len(blocks)}", file=sys.stderr, flush=True)
         train = data.iloc[: block.train_end]
         model = selection.make_ensemble(settings)
         model.fit(train.loc[:, list(FEATURE_COLUMNS)], train[TARGET])
-        oof = model.oof_forecast_
-        vol_cal = VolatilityCalibration.fit(train[TARGET].to_numpy(), oof, LEVELS)
-        # The next day's return of every training row is inside the window: its target needs it.
-        risk = ReturnRisk.fit(ahead_1.iloc[: block.train_end].to_numpy(), oof, horizon=1)
-        rows_b = data.iloc[block.start : block.stop]
-        forecast = model.predict(rows_b.loc[:, list(FEATURE_COLUMNS)])
-        out = pd.DataFrame({"realized": rows_b[TARGET].to_numpy()}, index=rows_b.index)
-        for level, q in vol_cal.quantiles(forecast).items():
-            out[f"q{level}"] = q
-        for level, v in risk.var(forecast).items():
-            out[f"var{level}"] = v
-        out["loss_1d"] = -ahead_1.iloc[block.start : block.stop].to_numpy()
-        rows.append(out)
-    table = pd.concat(rows)
-    y = table["realized"].to_numpy()
-    result: dict[str, float | int] = {
-        "days": len(table),
-        "coverage_50": backtests.coverage(y, table["q0.25"], table["q0.75"]),
-        "coverage_90": backtests.coverage(y, table["q0.05"], table["q0.95"]),
-        "pinball": backtests.pinball(y, {lv: table[f"q{lv}"] for lv in LEVELS}),
-        "winkler_90": backtests.winkler(y, table["q0.05"], table["q0.95"], alpha=0.1),
-    }
-    scored = table.dropna(subset=["loss_1d"])
-    for level in (0.95, 0.99):
-        hits = (scored["loss_1d"] > scored[f"var{level}"]).to_numpy()
-        p = 1.0 - level
-        p_ind, p_cc = backtests.christoffersen(hits, p)
-        result[f"var{level}_exceed"] = int(hits.sum())
-        result[f"var{level}_rate"] = float(hits.mean())
-        result[f"var{level}_kupiec_p"] = backtests.kupiec_pof(hits, p)
-        result[f"var{level}_christoffersen_p"] = p_ind
-        result[f"var{level}_cc_p"] = p_cc
-        if level == 0.99:
-            green = backtests.basel_green_share(hits)
-            result["basel_green_share"] = float("nan") if green is None else green
-    return result
+        rows = data.iloc[block.start : block.stop]
+        forecast = model.predict(rows.loc[:, list(FEATURE_COLUMNS)])
+        for c, method in enumerate(GRID):
+            cal = ForecastCalibration.fit(
+                train[TARGET].to_numpy(), model.oof_forecast_, returns,
+                pd.DatetimeIndex(train.index), horizon, method,
+            )  # fmt: skip
+            dist = cal.distribution(forecast, ewma[block.start : block.stop])
+            out = pd.DataFrame({"realized": rows[TARGET].to_numpy(), **dist}, index=rows.index)
+            out["loss_1d"] = loss_1d[block.start : block.stop]
+            tables[c].append(out)
+    return [
+        {"symbol": symbol, "horizon": horizon, "candidate": m.name, **score(pd.concat(t))}
+        for m, t in zip(GRID, tables, strict=True)
+    ]
+
+
+def choose(lines: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
+    frame = pd.DataFrame(lines)
+    walks = frame.groupby(["symbol", "horizon"]).ngroups
+    ref = frame[frame["candidate"] == GRID[0].name].set_index(["symbol", "horizon"])["pinball"]
+    frame["pinball_rel"] = frame["pinball"] / frame.set_index(["symbol", "horizon"]).index.map(ref)
+    frame["cov_err"] = (frame["cov90"] - 0.9).abs() + (frame["cov50"] - 0.5).abs()
+    frame["kupiec_ok"] = (frame["var0.95_kupiec_p"] >= 0.05) & (frame["var0.99_kupiec_p"] >= 0.05)
+    per = frame.groupby("candidate", sort=False).agg(
+        walks=("symbol", "size"),
+        admissible=("kupiec_ok", "all"),
+        kupiec_ok=("kupiec_ok", "sum"),
+        green=("green", "mean"),
+        green_min=("green", "min"),
+        cov90=("cov90", "mean"),
+        cov50=("cov50", "mean"),
+        cov_err=("cov_err", "mean"),
+        pinball_rel=("pinball_rel", "mean"),
+        var99=("var0.99_rate", "mean"),
+        var95=("var0.95_rate", "mean"),
+    )
+    per = per.loc[[m.name for m in GRID if m.name in per.index]]
+    per["margin"] = [m.tail_margin for m in GRID if m.name in per.index]
+    complete = per[per["walks"] == walks]
+    pool = complete[complete["admissible"]]
+    if pool.empty:
+        pool = complete
+    best = pool[pool["green"] >= pool["green"].max() - 0.01]
+    best = best.sort_values(["margin", "cov_err", "pinball_rel"], ascending=[False, True, True], kind="stable")
+    return str(best.index[0]), per
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="folder with <sym>_daily.csv")
-    parser.add_argument("--symbols", default="spy,qqq", help="development series [spy,qqq]")
-    parser.add_argument("--horizons", default="1,5", help="horizons [1,5]")
+    sub = parser.add_subparsers(dest="step", required=True)
+    w = sub.add_parser("walk", help="score every candidate on development walks (JSON lines)")
+    w.add_argument("--data-dir", type=Path, required=True, help="folder with <sym>_daily.csv")
+    w.add_argument("--symbols", default="spy,qqq", help="development series [spy,qqq]")
+    w.add_argument("--horizons", default="1,5", help="horizons [1,5]")
+    w.add_argument("--out", type=Path, required=True, help="append the results to this file")
+    c = sub.add_parser("choose", help="apply the rule to the walks' results")
+    c.add_argument("results", type=Path, nargs="+")
     args = parser.parse_args()
-    header = ("symbol", "h", "days", "cov50", "cov90", "pinball", "winkler90", "VaR95 rate",
-              "Kupiec p", "VaR99 rate", "Kupiec p", "Christ. p", "CC p", "green")  # fmt: skip
-    print(" | ".join(header))
-    for symbol in args.symbols.upper().split(","):
-        for h in (int(x) for x in args.horizons.split(",")):
-            r = walk(symbol, h, args.data_dir)
-            print(
-                f"{symbol} | {h} | {r['days']} | {r['coverage_50']:.3f} | {r['coverage_90']:.3f} | "
-                f"{r['pinball']:.6f} | {r['winkler_90']:.5f} | {r['var0.95_rate']:.4f} | "
-                f"{r['var0.95_kupiec_p']:.3f} | {r['var0.99_rate']:.4f} | "
-                f"{r['var0.99_kupiec_p']:.3f} | {r['var0.99_christoffersen_p']:.3f} | "
-                f"{r['var0.99_cc_p']:.3f} | {r['basel_green_share']:.3f}",
-                flush=True,
-            )
+    if args.step == "walk":
+        for symbol in args.symbols.upper().split(","):
+            for h in (int(x) for x in args.horizons.split(",")):
+                results = walk(symbol, h, args.data_dir)
+                with args.out.open("a") as f:
+                    for r in results:
+                        f.write(json.dumps(r) + "\n")
+        return 0
+    lines = [json.loads(x) for p in args.results for x in p.read_text().splitlines() if x]
+    chosen, per = choose(lines)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(per.round(4).to_string())
+    print(f"\nchosen: {chosen}")
+    print(np.unique([(x["symbol"], x["horizon"]) for x in lines], axis=0).tolist())
     return 0
 
 

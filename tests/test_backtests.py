@@ -68,3 +68,46 @@ def test_pinball_averages_the_quantile_losses_over_levels():
 
 def test_winkler_is_the_width_when_every_value_is_inside():
     assert backtests.winkler([1.0, 1.5], [0.5, 0.5], [2.0, 2.0], alpha=0.1) == pytest.approx(1.5)
+
+
+def test_green_max_is_the_basel_count_when_the_var_is_99_percent():
+    assert backtests.green_max(0.01) == backtests.BASEL_GREEN_MAX == 4
+    assert backtests.green_max(0.05) == 17
+
+
+def test_mcneil_frey_rejects_when_losses_beyond_the_var_exceed_the_es():
+    rng = np.random.default_rng(5)
+    loss = 3.0 + rng.uniform(0.5, 1.5, 40)  # every day an exceedance, 1 over the ES on average
+    mean, p = backtests.mcneil_frey(loss, es=np.full(40, 3.0), var=np.full(40, 2.0),
+                                    scale=np.ones(40))  # fmt: skip
+    assert mean == pytest.approx(1.0, abs=0.1)
+    assert p < 0.001
+
+
+def test_mcneil_frey_returns_no_evidence_when_fewer_than_two_exceedances():
+    assert backtests.mcneil_frey([5.0, 0.0], [3.0, 3.0], [2.0, 2.0], [1.0, 1.0]) == (0.0, 1.0)
+
+
+def test_central_pairs_skips_levels_without_a_mirror():
+    assert backtests.central_pairs([0.05, 0.1, 0.5, 0.95]) == {"0.9": (0.05, 0.95)}
+
+
+def test_score_distribution_has_evaluates_keys_and_no_nan_when_the_backtest_is_short():
+    rng = np.random.default_rng(9)
+    n = 100  # under one Basel window
+    y = np.exp(rng.normal(-4.6, 0.3, n))
+    dist = {f"q{lv:g}": y * m for lv, m in zip((0.05, 0.25, 0.5, 0.75, 0.95),
+                                                (0.5, 0.8, 1.0, 1.2, 1.6), strict=True)}  # fmt: skip
+    loss = rng.normal(0, 0.01, n)
+    loss[-1] = np.nan  # the next day is not known yet
+    dist |= {"var0.95": np.full(n, 0.016), "var0.99": np.full(n, 0.023),
+             "es0.95": np.full(n, 0.02), "es0.99": np.full(n, 0.027), "scale": np.full(n, 0.01)}  # fmt: skip
+    out = backtests.score_distribution(y, loss, dist, (0.05, 0.25, 0.5, 0.75, 0.95), (0.95, 0.99))
+    assert set(out) == {"days", "coverage", "pinball", "winkler_90", "var", "es"}
+    assert set(out["coverage"]) == {"0.5", "0.9"}
+    assert out["var"]["0.99"]["days"] == n - 1
+    assert out["var"]["0.99"]["green_share"] is None
+    assert set(out["var"]["0.99"]) == {"exceedances", "days", "kupiec_p", "christoffersen_p",
+                                       "conditional_coverage_p", "green_share"}  # fmt: skip
+    flat = [v for d in (out["var"]["0.95"], out["es"]["0.99"]) for v in d.values() if v is not None]
+    assert np.isfinite([*flat, out["pinball"], out["winkler_90"]]).all()

@@ -1,16 +1,23 @@
 """Calibration of volatility forecasts into distributions (volforecast.calibration): conformal
-quantiles of log residuals, and FHS VaR/ES multipliers, on seeded synthetic data."""
+quantiles of log residuals, FHS VaR/ES multipliers and the stored calibration, on seeded
+synthetic data."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import norm
 
 from volforecast.calibration import (
+    CalibrationMethod,
+    ForecastCalibration,
     ReturnRisk,
     VolatilityCalibration,
     conformal_quantile,
+    ewma_volatility,
+    forward_returns,
+    risk_scale,
 )
 
 
@@ -56,3 +63,94 @@ def test_return_risk_multipliers_are_the_normal_ones_when_standardized_returns_a
     es_99 = norm.pdf(norm.ppf(0.99)) / 0.01  # 2.665
     assert risk.es_multipliers[0.99] == pytest.approx(es_99, abs=0.04)
     assert risk.var([0.01])[0.99][0] == pytest.approx(0.01 * np.sqrt(5) * norm.ppf(0.99), rel=0.02)
+
+
+def _window(n=1500, seed=11, horizon=5):
+    """A seeded market: returns with a slow volatility cycle, and a noisy forecast of it."""
+    rng = np.random.default_rng(seed)
+    index = pd.bdate_range("2010-01-01", periods=n)
+    sigma = 0.01 * np.exp(0.4 * np.sin(np.arange(n) / 60.0))
+    returns = pd.Series(sigma * rng.standard_t(5, n) * np.sqrt(3 / 5), index=index)
+    realized = returns.pow(2).rolling(horizon).mean().shift(-horizon).pow(0.5).to_numpy()
+    forecast = sigma * np.exp(rng.normal(0, 0.1, n))
+    forecast[:200] = np.nan  # the first rows have no out-of-fold forecast
+    return returns, index, realized, forecast
+
+
+def test_forecast_calibration_round_trips_through_plain_numbers_when_stored():
+    returns, index, realized, forecast = _window()
+    rows = slice(0, 1400)  # every training row's target window is inside the data
+    cal = ForecastCalibration.fit(realized[rows], forecast[rows], returns, index[rows], 5)
+    back = ForecastCalibration.from_dict(cal.to_dict())
+    assert back == cal
+    assert all(isinstance(v, float | int | str | dict | type(None)) for v in cal.to_dict().values())
+
+
+def test_forecast_calibration_is_unchanged_when_later_rows_are_appended():
+    returns, index, realized, forecast = _window()
+    cal = ForecastCalibration.fit(realized[:1000], forecast[:1000], returns, index[:1000], 5)
+    # The returns known the day after the last target window: nothing later may matter.
+    cut = returns.iloc[: 1000 + 5]
+    again = ForecastCalibration.fit(realized[:1000], forecast[:1000], cut, index[:1000], 5)
+    assert cal == again
+
+
+def test_forecast_calibration_uses_only_the_last_window_rows_when_a_window_is_set():
+    returns, index, realized, forecast = _window()
+    method = CalibrationMethod(window=300)
+    cal = ForecastCalibration.fit(
+        realized[:1400], forecast[:1400], returns, index[:1400], 5, method
+    )
+    assert cal.volatility.n == 300
+
+
+def test_forecast_calibration_raises_when_too_few_rows_have_a_forecast():
+    returns, index, realized, forecast = _window()
+    with pytest.raises(ValueError, match="out-of-sample rows"):
+        ForecastCalibration.fit(realized[:400], forecast[:400], returns, index[:400], 5)
+
+
+def test_tail_margin_moves_only_the_one_day_99_var_when_below_one():
+    returns, index, realized, forecast = _window()
+    args = (realized[:1400], forecast[:1400], returns, index[:1400], 5)
+    plain = ForecastCalibration.fit(*args, CalibrationMethod(tail_margin=1.0))
+    margin = ForecastCalibration.fit(*args, CalibrationMethod(tail_margin=0.5))
+    assert margin.risk_1d.var_multipliers[0.99] > plain.risk_1d.var_multipliers[0.99]
+    assert margin.risk_1d.var_multipliers[0.95] == plain.risk_1d.var_multipliers[0.95]
+    assert margin.risk_h == plain.risk_h
+
+
+def test_max_ewma_scale_is_never_below_the_forecast():
+    assert list(risk_scale([0.01, 0.02], [0.015, 0.015], "max_ewma")) == [0.015, 0.02]
+    assert list(risk_scale([0.01, 0.02], [0.015, 0.015], "forecast")) == [0.01, 0.02]
+    with pytest.raises(ValueError, match="unknown scale"):
+        risk_scale([0.01], [0.01], "garch")
+
+
+def test_distribution_gives_quantiles_in_order_and_var_below_es_when_fitted():
+    returns, index, realized, forecast = _window()
+    method = CalibrationMethod(scale="max_ewma")
+    cal = ForecastCalibration.fit(
+        realized[:1400], forecast[:1400], returns, index[:1400], 5, method
+    )
+    d = cal.distribution([0.01], [0.012])
+    qs = [d[f"q{lv:g}"][0] for lv in (0.05, 0.25, 0.5, 0.75, 0.95)]
+    assert qs == sorted(qs)
+    for suffix in ("", "_h"):
+        assert 0 < d[f"var0.95{suffix}"][0] < d[f"var0.99{suffix}"][0]
+        assert d[f"var0.99{suffix}"][0] < d[f"es0.99{suffix}"][0]
+    assert d["scale"][0] == 0.012  # the larger of forecast and EWMA
+
+
+def test_ewma_volatility_at_a_date_ignores_later_returns():
+    returns, *_ = _window()
+    full = ewma_volatility(returns)
+    cut = ewma_volatility(returns.iloc[:700])
+    assert full.iloc[:700].equals(cut)
+
+
+def test_forward_returns_are_nan_past_the_data_end():
+    r = pd.Series([0.01, 0.02, -0.01, 0.03], index=pd.bdate_range("2020-01-01", periods=4))
+    one, two = forward_returns(r, pd.DatetimeIndex(r.index), 2)
+    assert one[:3].tolist() == [0.02, -0.01, 0.03] and np.isnan(one[3])
+    assert two[:2] == pytest.approx([0.01, 0.02]) and np.isnan(two[2:]).all()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from volforecast.calibration import SHIPPED_METHOD
 from volforecast.cli import main
 from volforecast.data import load_market_data
 from volforecast.errors import EXIT_RETRAIN_ADVISED
@@ -115,6 +116,19 @@ def test_spec_usage_snippet_predicts_target_units_from_written_pickle(project: P
     # The out-of-fold mix the meta-learner learned, the core alone included (0 under "ridge").
     weights = model_artifact["mix_weights"]
     assert set(weights) == {"core", "xgb", "lgbm"} and sum(weights.values()) == pytest.approx(1)
+
+
+def test_both_pickles_carry_their_calibration_as_plain_numbers_beside_the_spec_keys(project):
+    for name in ("model_90pct.pkl", "model_100pct.pkl"):
+        with open(f"models/{name}", "rb") as f:
+            artifact = pickle.load(f)
+        assert {"xgb_model", "lgbm_model", "meta_model", "feature_cols"} <= set(artifact)
+        cal = artifact["calibration"]
+        assert cal["method"] == SHIPPED_METHOD.name and cal["horizon"] == 5
+        assert list(cal["log_residual_quantiles"]) == ["0.05", "0.25", "0.5", "0.75", "0.95"]
+        assert json.loads(json.dumps(cal)) == cal  # nothing but numbers, strings and null
+        # Calibrated on the training rows only: fewer rows than the model trained on.
+        assert cal["rows"] < artifact["training_samples"]
 
 
 def test_spec_training_history_snippets_run_on_written_file(project: Path, capsys):

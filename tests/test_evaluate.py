@@ -119,3 +119,24 @@ def test_evaluate_reports_metrics_per_calendar_year_that_match_the_forecasts(eva
     assert report.by_year[last][ENSEMBLE]["rmse"] == pytest.approx(expected, rel=1e-6)
     assert report.rows_by_year[last] == len(rows)
     assert "By calendar year" in (root / "out" / "evaluation.md").read_text()
+
+
+DISTRIBUTION_MODELS = {ENSEMBLE, "garch_t", "gjr_garch_t", "fhs", "hs_250"}
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_distributions_of_the_ensemble_and_four_baselines(evaluated):
+    root, _ = evaluated
+    raw = json.loads((root / "out" / "evaluation.json").read_text())
+    assert set(raw["distribution"]) == DISTRIBUTION_MODELS
+    for scores in raw["distribution"].values():
+        assert set(scores["coverage"]) == {"0.5", "0.9"}
+        assert set(scores["var"]) == set(scores["es"]) == {"0.95", "0.99"}
+        assert set(scores["var"]["0.99"]) == {"exceedances", "days", "kupiec_p",
+            "christoffersen_p", "conditional_coverage_p", "green_share"}  # fmt: skip
+        assert scores["days"] == raw["n_forecasts"]
+    # No distribution column leaks into the point forecasts or their metrics.
+    forecasts = pd.read_csv(root / "out" / "forecasts.csv", nrows=1)
+    assert not [c for c in forecasts.columns if "@" in c]
+    assert "Forecast distributions" in (root / "out" / "evaluation.md").read_text()
+    assert "NaN" not in (root / "out" / "evaluation.json").read_text()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from volforecast.calibration import stored_calibration
 from volforecast.cli import main
 from volforecast.config import build_settings
 from volforecast.data import load_market_data
@@ -144,3 +146,29 @@ def test_predict_exits_2_when_horizon_given_differs_from_the_sets(project, capsy
     assert main(cli_args(project, "predict", "--horizon", "22")) == 2
     assert "forecasts 5-day volatility, not --horizon 22" in capsys.readouterr().err
     assert _predict(project, capsys, "--horizon", "5").horizon == 5
+
+
+def test_predict_json_gives_quantiles_interval_var_and_es_when_the_set_is_calibrated(
+    project, capsys
+):
+    forecast = _predict(project, capsys)
+    assert forecast.quantiles is not None and forecast.var and forecast.es
+    assert list(forecast.quantiles) == ["0.05", "0.25", "0.5", "0.75", "0.95"]
+    assert list(forecast.quantiles.values()) == sorted(forecast.quantiles.values())
+    assert forecast.interval_90 == [forecast.quantiles["0.05"], forecast.quantiles["0.95"]]
+    assert set(forecast.var) == set(forecast.es) == {"0.95", "0.99"}
+    assert 0 < forecast.var["0.95"] < forecast.var["0.99"] < forecast.es["0.99"]
+    assert forecast.var_1d and forecast.var_1d["0.99"] < forecast.var["0.99"]  # 1 day < 5 days
+    assert forecast.risk_method is not None and "conformal" in forecast.risk_method
+
+
+def test_predict_table_shows_the_90_percent_range_and_var_when_calibrated(project, capsys):
+    capsys.readouterr()
+    assert main(cli_args(project, "predict", "--format", "table")) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"90% range +\d+\.\d\d%\.\.\d+\.\d\d% annualized", out)
+    assert re.search(r"VaR +5-day 95% \d+\.\d\d%, 99% \d+\.\d\d%", out)
+
+
+def test_stored_calibration_is_none_when_the_pickle_predates_it():
+    assert stored_calibration({"feature_cols": ["spy_rv_1d"]}) is None

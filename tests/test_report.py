@@ -38,7 +38,7 @@ def test_report_works_with_one_training_run_and_no_monitoring_history(project, c
     reports = project / "models" / "reports"
     assert report.summary.training_runs == 1 and report.summary.monitoring_runs == 0
     assert report.summary.validation_rmse_change_pct is None
-    assert report.plots == ["validation_forecasts.png"]
+    assert report.plots == ["validation_forecasts.png", "interval_and_var.png"]
     _assert_png(reports / "validation_forecasts.png")
     assert not (reports / "drift.png").exists()
     assert "Total training runs: 1" in out and "No monitoring runs yet" in out
@@ -106,3 +106,15 @@ def test_report_skips_a_monitoring_line_with_a_nan_drift_like_a_training_line(pr
     report, text = _report(project, capsys)
     assert report.summary.monitoring_runs == 1
     assert "nan" not in text.lower()
+
+
+def test_report_draws_model_as_interval_and_var_from_its_validation_period_on(project, capsys):
+    report, _ = _report(project, capsys)
+    _assert_png(project / "models" / "reports" / "interval_and_var.png")
+    val = json.loads((project / "models" / "validation_baseline.json").read_text())
+    rows = report.risk_forecasts
+    assert rows[0]["date"] == val["date_range"]["val_start"]
+    assert all(r["lower_90"] < r["forecast"] < r["upper_90"] for r in rows)
+    assert all(r["var_95"] < r["var_99"] for r in rows)
+    # Labeled rows only: each has its target's days, so its next day's loss is known too.
+    assert all(np.isfinite(r["loss_1d"]) for r in rows)

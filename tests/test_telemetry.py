@@ -32,6 +32,24 @@ def _samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
     return out
 
 
+def test_monitor_metrics_file_carries_interval_coverage_and_var_exceedances(project, tmp_path):
+    path = tmp_path / "volforecast_monitor.prom"
+    assert main(cli_args(project, "monitor", "--metrics-file", str(path))) == 0
+    samples = _samples(path)
+    risk = json.loads((project / "models" / MONITORING_HISTORY).read_text().splitlines()[-1])[
+        "risk"
+    ]
+    spy = (("symbol", "SPY"),)
+    assert samples[("volforecast_monitor_interval_coverage_90", spy)] == risk["coverage"]["0.9"]
+    assert samples[("volforecast_monitor_interval_coverage_50", spy)] == risk["coverage"]["0.5"]
+    for tag, level in (("99", "0.99"), ("95", "0.95")):
+        check = risk["var"][level]
+        assert samples[(f"volforecast_monitor_var{tag}_exceedances", spy)] == check["exceedances"]
+        assert samples[(f"volforecast_monitor_var{tag}_kupiec_p", spy)] == pytest.approx(
+            check["kupiec_p"]
+        )
+
+
 def test_monitor_metrics_file_parses_and_carries_the_runs_numbers(project: Path, tmp_path: Path):
     path = tmp_path / "textfile" / "volforecast_monitor.prom"
     assert main(cli_args(project, "monitor", "--metrics-file", str(path))) == 0

@@ -7,6 +7,9 @@ positive numbers in the same units); ``p`` is the VaR's tail probability (0.01 f
 The likelihood-ratio tests are asymptotically chi-squared (``scipy.stats.chi2``); a test that
 has no information (no day, or a state never visited) returns a p-value of 1.
 
+``score_distribution`` puts them together for one model's walk-forward: what ``evaluate``
+writes under ``distribution.<model>``.
+
 References: Kupiec (1995), "Techniques for verifying the accuracy of risk measurement models";
 Christoffersen (1998), "Evaluating interval forecasts"; Basel Committee (1996), "Supervisory
 framework for the use of backtesting"; Gneiting & Raftery (2007) for the scores.
@@ -14,12 +17,12 @@ framework for the use of backtesting"; Gneiting & Raftery (2007) for the scores.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import chi2
+from scipy.stats import binom, chi2, ttest_1samp
 
 ArrayLike = npt.ArrayLike
 Zone = Literal["green", "yellow", "red"]
@@ -150,9 +153,28 @@ def basel_zone(exceedances_in_window: int) -> Zone:
     return "yellow" if exceedances_in_window <= BASEL_YELLOW_MAX else "red"
 
 
-def basel_green_share(exceedances: ArrayLike, window: int = BASEL_WINDOW) -> float | None:
-    """Share of the rolling ``window``-day windows (every start day) in the green zone; None
-    when the backtest is shorter than one window.
+def green_max(p: float, window: int = BASEL_WINDOW) -> int:
+    """The most exceedances of a VaR with tail probability ``p`` that a ``window``-day window
+    may hold and stay green: the Basel rule, green while the count's cumulative binomial
+    probability is below 95% (4 for a 99% VaR over 250 days, 17 for a 95% VaR).
+
+    Examples
+    --------
+    >>> green_max(0.01), green_max(0.05)
+    (4, 17)
+    """
+    k = 0
+    while binom.cdf(k + 1, window, p) < 0.95:
+        k += 1
+    return k
+
+
+def basel_green_share(
+    exceedances: ArrayLike, window: int = BASEL_WINDOW, p: float = 0.01
+) -> float | None:
+    """Share of the rolling ``window``-day windows (every start day) in the green zone of a
+    VaR with tail probability ``p`` (``green_max``); None when the backtest is shorter than
+    one window.
 
     Examples
     --------
@@ -166,4 +188,114 @@ def basel_green_share(exceedances: ArrayLike, window: int = BASEL_WINDOW) -> flo
     if hits.size < window:
         return None
     counts = np.convolve(hits, np.ones(window, dtype=int), mode="valid")
-    return float(np.mean([basel_zone(int(c)) == "green" for c in counts]))
+    return float(np.mean(counts <= green_max(p, window)))
+
+
+def mcneil_frey(
+    loss: ArrayLike, es: ArrayLike, var: ArrayLike, scale: ArrayLike
+) -> tuple[float, float]:
+    """McNeil and Frey's (2000) expected-shortfall test: on the days the loss exceeded the
+    VaR, (loss - ES) / scale averages zero when the ES is right. Returns (that mean, the
+    one-sided t-test p-value of "it is above zero", i.e. the ES is too small); (0, 1) with
+    fewer than two exceedances.
+
+    Examples
+    --------
+    >>> mean, p = mcneil_frey([3.0, 3.2, 0.1], es=[2.0, 2.0, 2.0], var=[1.5, 1.5, 1.5],
+    ...                       scale=[1.0, 1.0, 1.0])
+    >>> round(mean, 2), p < 0.05
+    (1.1, True)
+    """
+    y, e, v, s = (np.asarray(a, dtype=np.float64) for a in (loss, es, var, scale))
+    hit = y > v
+    excess = (y[hit] - e[hit]) / s[hit]
+    if excess.size < 2:
+        return 0.0, 1.0
+    if np.ptp(excess) == 0.0:  # no spread: the t statistic is undefined
+        return float(excess[0]), 0.0 if excess[0] > 0 else 1.0
+    p = float(ttest_1samp(excess, 0.0, alternative="greater").pvalue)
+    return float(excess.mean()), p
+
+
+def var_check(loss: ArrayLike, var: ArrayLike, level: float) -> dict[str, Any]:
+    """Exceedances of a VaR at ``level`` and Kupiec's p-value, on the days both are known.
+
+    Examples
+    --------
+    >>> var_check([0.5, 2.0, 0.1, 0.0], [1.0, 1.0, 1.0, np.nan], level=0.99)["exceedances"]
+    1
+    """
+    y, v = np.asarray(loss, dtype=np.float64), np.asarray(var, dtype=np.float64)
+    known = np.isfinite(y) & np.isfinite(v)
+    hits = y[known] > v[known]
+    return {
+        "exceedances": int(hits.sum()),
+        "days": int(known.sum()),
+        "kupiec_p": kupiec_pof(hits, 1.0 - level),
+    }
+
+
+def central_pairs(levels: Sequence[float]) -> dict[str, tuple[float, float]]:
+    """The central intervals a set of quantile levels gives: coverage ("0.9") -> (lower,
+    upper) levels, for every pair symmetric about the median.
+
+    Examples
+    --------
+    >>> central_pairs([0.05, 0.25, 0.5, 0.75, 0.95])
+    {'0.5': (0.25, 0.75), '0.9': (0.05, 0.95)}
+    """
+    out = {}
+    for lo in sorted(lv for lv in levels if lv < 0.5):
+        hi = round(1.0 - lo, 10)
+        if any(abs(hi - lv) < 1e-9 for lv in levels):
+            out[f"{hi - lo:.10g}"] = (lo, hi)
+    return dict(sorted(out.items(), key=lambda kv: float(kv[0])))
+
+
+def score_distribution(
+    realized: ArrayLike,
+    loss_1d: ArrayLike,
+    dist: Mapping[str, ArrayLike],
+    levels: Sequence[float],
+    var_levels: Sequence[float],
+) -> dict[str, Any]:
+    """One model's forecast distribution over a walk-forward, in ``evaluate``'s shape
+    (``schemas.DistributionScores`` without ``method``).
+
+    ``dist`` holds the model's columns by day: ``q<level>`` (quantiles of the realized
+    volatility), ``var<level>`` and ``es<level>`` (the 1-day VaR and ES, losses > 0) and
+    ``scale`` (the 1-day volatility the ES test standardizes by); ``loss_1d`` is the next
+    day's loss (minus the log return), NaN where unknown.
+    """
+    y = np.asarray(realized, dtype=np.float64)
+    q = {lv: np.asarray(dist[f"q{lv:g}"], dtype=np.float64) for lv in levels}
+    out: dict[str, Any] = {
+        "days": int(y.size),
+        "coverage": {k: coverage(y, q[lo], q[hi]) for k, (lo, hi) in central_pairs(levels).items()},
+        "pinball": pinball(y, q),
+    }
+    lo90, hi90 = (0.05, 0.95) if {0.05, 0.95} <= set(levels) else (min(levels), max(levels))
+    out["winkler_90"] = winkler(y, q[lo90], q[hi90], alpha=0.1)
+    loss = np.asarray(loss_1d, dtype=np.float64)
+    out["var"], out["es"] = {}, {}
+    for level in var_levels:
+        var = np.asarray(dist[f"var{level:g}"], dtype=np.float64)
+        known = np.isfinite(loss) & np.isfinite(var)
+        hits = loss[known] > var[known]
+        p = 1.0 - level
+        independence, conditional = christoffersen(hits, p)
+        out["var"][f"{level:g}"] = {
+            **var_check(loss, var, level),
+            "christoffersen_p": independence,
+            "conditional_coverage_p": conditional,
+            "green_share": basel_green_share(hits, p=p),
+        }
+        es = np.asarray(dist[f"es{level:g}"], dtype=np.float64)[known]
+        scale = np.asarray(dist["scale"], dtype=np.float64)[known]
+        mean, p_es = mcneil_frey(loss[known], es, var[known], scale)
+        out["es"][f"{level:g}"] = {
+            "exceedances": int(hits.sum()),
+            "mean_excess": mean,
+            "mcneil_frey_p": p_es,
+        }
+    return out

@@ -25,11 +25,15 @@ training window's realized variances (``training_floor``).
   the boosted trees must beat to earn their cost.
 - ``GARCHForecaster``: GARCH(1,1) or GJR-GARCH(1,1,1) with Student-t errors from ``arch``, refit
   on the returns through the last training target, h-step variance forecasts averaged over the
-  horizon.
+  horizon. With ``distribution=True`` it also gives its forecast distribution
+  (``volforecast.distributions``): the next day's VaR and ES from the fitted Student-t, and
+  quantiles of the h-day realized volatility (exact for h = 1; for longer horizons from
+  ``arch``'s simulated paths, seeded).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from arch import arch_model
+from scipy.stats import t as student_t
 
 from volforecast.ensemble import (
     HAR_CORE,
@@ -202,9 +207,21 @@ class LogHARX(HARCore):
 class GARCHForecaster:
     """GARCH(1,1) (``asymmetric=False``) or GJR-GARCH(1,1,1), Student-t, zero mean."""
 
-    def __init__(self, horizon: int = 5, asymmetric: bool = False) -> None:
+    def __init__(
+        self,
+        horizon: int = 5,
+        asymmetric: bool = False,
+        distribution: bool = False,
+        levels: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
+        simulations: int = 1000,
+        seed: int = 42,
+    ) -> None:
         self.horizon = horizon
         self.asymmetric = asymmetric
+        self.distribution = distribution
+        self.levels = levels
+        self.simulations = simulations
+        self.seed = seed
 
     @property
     def name(self) -> str:
@@ -235,19 +252,62 @@ class GARCHForecaster:
         self.params_ = result.params
         return self
 
-    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> Any:
         known = returns.loc[: rows.index[-1]].dropna()
         model = self._model(known)
         forecast = model.forecast(
             self.params_, horizon=self.horizon, start=rows.index[0], reindex=False
         )
         variance = forecast.variance.mean(axis=1).reindex(rows.index) / _PCT**2
-        return _vol(variance.to_numpy())
+        point = _vol(variance.to_numpy())
+        if not self.distribution:
+            return point
+        from volforecast.distributions import distribution_frame
+
+        sigma = _vol(forecast.variance.iloc[:, 0].reindex(rows.index).to_numpy() / _PCT**2)
+        return distribution_frame(rows.index, self._distribution(model, rows, sigma), point)
+
+    def _distribution(self, model: Any, rows: pd.DataFrame, sigma: FloatArray) -> dict[str, Any]:
+        nu = float(self.params_["nu"])
+        unit = math.sqrt((nu - 2.0) / nu)  # a t(nu) draw times this has variance 1
+        out: dict[str, Any] = {"scale": sigma}
+        for level in (0.95, 0.99):
+            x = float(student_t.ppf(1.0 - level, nu))
+            out[f"var{level:g}"] = -x * unit * sigma
+            tail = (nu + x**2) / (nu - 1.0) * float(student_t.pdf(x, nu)) / (1.0 - level)
+            out[f"es{level:g}"] = tail * unit * sigma
+        if self.horizon == 1:  # |r| = sigma * unit * |t|: exact quantiles
+            for lv in self.levels:
+                out[f"q{lv:g}"] = float(student_t.ppf((1.0 + lv) / 2.0, nu)) * unit * sigma
+            return out
+        # Our own seeded draws: arch's default generator is not reproducible run to run.
+        generator = np.random.default_rng(self.seed)
+        simulated = model.forecast(
+            self.params_,
+            horizon=self.horizon,
+            start=rows.index[0],
+            method="simulation",
+            simulations=self.simulations,
+            rng=lambda size: generator.standard_t(nu, size) * unit,
+            reindex=False,
+        )
+        paths = simulated.simulations.values / _PCT  # (days, simulations, horizon) returns
+        realized = np.sqrt(np.mean(paths**2, axis=2))
+        dates = pd.DatetimeIndex(simulated.simulations.index)
+        pos = dates.get_indexer(rows.index)
+        for lv in self.levels:
+            out[f"q{lv:g}"] = np.quantile(realized, lv, axis=1)[pos]
+        return out
 
 
-def default_baselines(horizon: int, core: HARCore | None = None) -> list[Any]:
+def default_baselines(
+    horizon: int, core: HARCore | None = None, levels: Sequence[float] | None = None
+) -> list[Any]:
     """Every baseline of the benchmark, in report order; ``core`` is the ensemble's own core
-    (``HARCore()`` unless the ensemble's settings name another)."""
+    (``HARCore()`` unless the ensemble's settings name another); with quantile ``levels`` the
+    GARCH models also give their distributions (the same point forecasts)."""
+    dist = levels is not None
+    shown = tuple(levels) if levels is not None else (0.05, 0.25, 0.5, 0.75, 0.95)
     return [
         RandomWalk(horizon),
         EWMA(0.94),
@@ -255,6 +315,6 @@ def default_baselines(horizon: int, core: HARCore | None = None) -> list[Any]:
         HAR("parkinson"),
         LogHARX(),
         core or HARCore(),
-        GARCHForecaster(horizon, asymmetric=False),
-        GARCHForecaster(horizon, asymmetric=True),
+        GARCHForecaster(horizon, asymmetric=False, distribution=dist, levels=shown),
+        GARCHForecaster(horizon, asymmetric=True, distribution=dist, levels=shown),
     ]

@@ -9,9 +9,10 @@ sample inside its own training window (no later row is read). Pure functions.
   simulation — the training window's returns divided by their (out-of-fold) volatility forecast
   times sqrt(h), whose empirical tail gives multipliers of the new forecast.
 
-These are the building blocks of the forecast distributions of the risk issue (#23); the method
-and its settings are to be chosen under the selection protocol before anything user-facing
-ships.
+- ``ForecastCalibration``: both, for one model, with the settings of a ``CalibrationMethod``
+  (the window calibrated on, the returns' scale, a tail margin), fitted on a training window
+  and stored in the model pickles as plain numbers. ``SHIPPED_METHOD`` is the method the
+  development-period protocol chose (``bench/risk.py``; services/train/README.md).
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 VAR_LEVELS = (0.95, 0.99)
+EWMA_LAMBDA = 0.94
+# The VaR levels a tail margin applies to: the Basel backtest's 99%.
+MARGIN_FROM = 0.99
+# Fewer out-of-sample rows than this and a 1% tail is a handful of days.
+MIN_CALIBRATION_ROWS = 250
 
 
 def conformal_quantile(scores: npt.ArrayLike, level: float) -> float:
@@ -100,9 +108,12 @@ class ReturnRisk:
         forecast: npt.ArrayLike,
         horizon: int,
         levels: Sequence[float] = VAR_LEVELS,
+        tail_margin: float = 1.0,
     ) -> ReturnRisk:
         """``returns``: each day's next-``horizon``-day log return; ``forecast``: that day's
-        volatility forecast in daily units (the return's scale is forecast * sqrt(horizon))."""
+        volatility forecast in daily units (the return's scale is forecast * sqrt(horizon));
+        ``tail_margin``: the VaR at levels of ``MARGIN_FROM`` and above is taken at tail
+        probability ``(1 - level) * tail_margin`` (see ``CalibrationMethod``)."""
         r = np.asarray(returns, dtype=np.float64)
         f = np.asarray(forecast, dtype=np.float64)
         keep = np.isfinite(r) & np.isfinite(f) & (f > 0)
@@ -110,7 +121,8 @@ class ReturnRisk:
         var, es = {}, {}
         for level in levels:
             # The loss at `level` is the lower (1 - level) tail of the return, taken outwards.
-            q = conformal_quantile(z, 1.0 - level)
+            margin = tail_margin if level >= MARGIN_FROM else 1.0
+            q = conformal_quantile(z, (1.0 - level) * margin)
             var[level] = -q
             es[level] = -float(np.mean(z[z <= q]))
         return cls(horizon, var, es, int(keep.sum()))
@@ -124,3 +136,205 @@ class ReturnRisk:
         """Expected shortfall per level (the mean loss beyond the VaR), per forecast."""
         scale = np.asarray(forecast, dtype=np.float64) * math.sqrt(self.horizon)
         return {lv: m * scale for lv, m in self.es_multipliers.items()}
+
+
+def ewma_volatility(returns: pd.Series, lam: float = EWMA_LAMBDA) -> pd.Series:
+    """RiskMetrics volatility at each date after that date's return (seeded with the first 22
+    squared returns): the fast-reacting scale ``scale="max_ewma"`` puts under the forecast.
+
+    Examples
+    --------
+    >>> r = pd.Series([0.01] * 30, index=pd.bdate_range("2020-01-01", periods=30))
+    >>> float(ewma_volatility(r).iloc[-1])
+    0.01
+    """
+    clean = returns.dropna()
+    r2 = np.asarray(clean, dtype=np.float64) ** 2
+    out = np.empty_like(r2)
+    level = float(np.mean(r2[:22])) if r2.size else 0.0
+    for i, x in enumerate(r2):
+        level = lam * level + (1.0 - lam) * x
+        out[i] = level
+    return pd.Series(np.sqrt(out), index=clean.index)
+
+
+@dataclass(frozen=True)
+class CalibrationMethod:
+    """How a point forecast becomes a distribution: the settings the protocol chooses.
+
+    window : calibrate on the last ``window`` out-of-sample rows of the training window (None:
+        all of them).
+    scale : the returns' scale, ``"forecast"`` (the volatility forecast) or ``"max_ewma"``
+        (the larger of the forecast and the RiskMetrics volatility, which reacts to yesterday's
+        shock at once).
+    tail_margin : the 1-day 99% VaR (what the Basel traffic light counts) is the standardized
+        returns' ``0.01 * tail_margin`` quantile (below 1: a deliberately conservative VaR, for
+        exceedances that cluster); the 95% VaR and the h-day VaR take their nominal quantile.
+    """
+
+    window: int | None = None
+    scale: Literal["forecast", "max_ewma"] = "forecast"
+    tail_margin: float = 1.0
+
+    @property
+    def name(self) -> str:
+        window = "all" if self.window is None else str(self.window)
+        return (
+            f"conformal+fhs(window={window}, scale={self.scale}, tail_margin={self.tail_margin:g})"
+        )
+
+
+def risk_scale(forecast: npt.ArrayLike, ewma: npt.ArrayLike, scale: str) -> FloatArray:
+    """The daily scale of returns under ``scale`` (``CalibrationMethod.scale``)."""
+    f = np.asarray(forecast, dtype=np.float64)
+    if scale == "forecast":
+        return f
+    if scale == "max_ewma":
+        return np.maximum(f, np.asarray(ewma, dtype=np.float64))
+    raise ValueError(f"unknown scale {scale!r} (forecast or max_ewma)")
+
+
+@dataclass(frozen=True)
+class ForecastCalibration:
+    """A model's forecast distribution: quantiles of the h-day realized volatility, and VaR
+    and ES of the 1-day and h-day log returns, fitted on the training window only.
+
+    ``to_dict`` / ``from_dict`` give the plain-number form stored in the model pickles (key
+    ``"calibration"``), so reading it back needs no class of ours.
+    """
+
+    method: CalibrationMethod
+    horizon: int
+    volatility: VolatilityCalibration
+    risk_1d: ReturnRisk
+    risk_h: ReturnRisk
+
+    @classmethod
+    def fit(
+        cls,
+        realized: npt.ArrayLike,
+        forecast: npt.ArrayLike,
+        returns: pd.Series,
+        index: pd.DatetimeIndex,
+        horizon: int,
+        method: CalibrationMethod = CalibrationMethod(),
+        levels: Sequence[float] = QUANTILE_LEVELS,
+        var_levels: Sequence[float] = VAR_LEVELS,
+    ) -> ForecastCalibration:
+        """Fit on training rows: ``realized`` (their targets), ``forecast`` (the model's
+        out-of-sample forecasts of them, NaN where it has none), ``returns`` (daily log returns
+        by date, at least through the last row's target window) and ``index`` (the rows'
+        dates). Every number used is inside the training window: a row's next-day and next-h
+        returns are its target's own days.
+        """
+        y = np.asarray(realized, dtype=np.float64)
+        f = np.asarray(forecast, dtype=np.float64)
+        known = np.isfinite(f) & (f > 0)
+        if method.window is not None:
+            known &= np.cumsum(known[::-1])[::-1] <= method.window
+        if known.sum() < MIN_CALIBRATION_ROWS:
+            raise ValueError(
+                f"only {int(known.sum())} out-of-sample rows to calibrate on; need "
+                f"{MIN_CALIBRATION_ROWS}"
+            )
+        ahead_1, ahead_h = forward_returns(returns, index, horizon)
+        scale = risk_scale(f, ewma_volatility(returns).reindex(index).to_numpy(), method.scale)
+        rows = np.flatnonzero(known)
+        return cls(
+            method=method,
+            horizon=horizon,
+            volatility=VolatilityCalibration.fit(y[rows], f[rows], levels),
+            risk_1d=ReturnRisk.fit(ahead_1[rows], scale[rows], 1, var_levels, method.tail_margin),
+            # The margin is for the backtest it was chosen on, the 1-day 99% VaR.
+            risk_h=ReturnRisk.fit(ahead_h[rows], scale[rows], horizon, var_levels),
+        )
+
+    def distribution(self, forecast: npt.ArrayLike, ewma: npt.ArrayLike) -> dict[str, FloatArray]:
+        """Per forecast: ``q<level>`` (realized-volatility quantiles), ``var<level>`` and
+        ``es<level>`` (1-day) and ``var<level>_h`` / ``es<level>_h`` (h-day), losses > 0,
+        and ``scale`` (the returns' daily scale).
+        ``ewma``: the RiskMetrics volatility on each forecast's date (``ewma_volatility``)."""
+        scale = risk_scale(forecast, ewma, self.method.scale)
+        out = {f"q{lv:g}": q for lv, q in self.volatility.quantiles(forecast).items()}
+        out["scale"] = scale
+        for suffix, risk in (("", self.risk_1d), ("_h", self.risk_h)):
+            for lv, v in risk.var(scale).items():
+                out[f"var{lv:g}{suffix}"] = v
+            for lv, e in risk.es(scale).items():
+                out[f"es{lv:g}{suffix}"] = e
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        def levels(d: dict[float, float]) -> dict[str, float]:
+            return {f"{k:g}": float(v) for k, v in d.items()}
+
+        return {
+            "method": self.method.name,
+            "window": self.method.window,
+            "scale": self.method.scale,
+            "tail_margin": self.method.tail_margin,
+            "horizon": self.horizon,
+            "rows": self.volatility.n,
+            "log_residual_quantiles": levels(self.volatility.log_residual_quantiles),
+            "var_multipliers_1d": levels(self.risk_1d.var_multipliers),
+            "es_multipliers_1d": levels(self.risk_1d.es_multipliers),
+            "var_multipliers_h": levels(self.risk_h.var_multipliers),
+            "es_multipliers_h": levels(self.risk_h.es_multipliers),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ForecastCalibration:
+        def levels(x: dict[str, float]) -> dict[float, float]:
+            return {float(k): float(v) for k, v in x.items()}
+
+        method = CalibrationMethod(d["window"], d["scale"], float(d["tail_margin"]))
+        h, n = int(d["horizon"]), int(d["rows"])
+        return cls(
+            method=method,
+            horizon=h,
+            volatility=VolatilityCalibration(levels(d["log_residual_quantiles"]), n),
+            risk_1d=ReturnRisk(
+                1, levels(d["var_multipliers_1d"]), levels(d["es_multipliers_1d"]), n
+            ),
+            risk_h=ReturnRisk(h, levels(d["var_multipliers_h"]), levels(d["es_multipliers_h"]), n),
+        )
+
+
+def forward_returns(
+    returns: pd.Series, index: pd.DatetimeIndex, horizon: int
+) -> tuple[FloatArray, FloatArray]:
+    """Each date's next-day and next-``horizon``-day log returns (NaN past the data's end)."""
+    r = returns.dropna()
+    ahead_1 = r.shift(-1)
+    ahead_h = r.rolling(horizon, min_periods=horizon).sum().shift(-horizon)
+    return (
+        ahead_1.reindex(index).to_numpy(dtype=np.float64),
+        ahead_h.reindex(index).to_numpy(dtype=np.float64),
+    )
+
+
+# The method the development-period protocol chose (bench/risk.py; services/train/README.md).
+SHIPPED_METHOD = CalibrationMethod(window=1000, scale="max_ewma", tail_margin=0.8)
+
+
+def fit_shipped(
+    realized: npt.ArrayLike,
+    forecast: npt.ArrayLike,
+    returns: pd.Series,
+    index: pd.DatetimeIndex,
+    settings: Any,
+) -> ForecastCalibration:
+    """The shipped calibration (``SHIPPED_METHOD``) of one model's out-of-fold forecasts of
+    its training rows, at ``settings``'s horizon and quantile levels: what ``train`` stores
+    and ``evaluate`` scores."""
+    return ForecastCalibration.fit(
+        realized, forecast, returns, index, settings.horizon, SHIPPED_METHOD,
+        tuple(settings.quantile_levels),
+    )  # fmt: skip
+
+
+def stored_calibration(artifact: dict[str, Any]) -> ForecastCalibration | None:
+    """The calibration a model pickle carries (key ``"calibration"``); None for sets trained
+    before it was stored."""
+    d = artifact.get("calibration")
+    return None if d is None else ForecastCalibration.from_dict(d)

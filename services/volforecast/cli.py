@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--metrics-file",
                 "--candidate",
                 "--allow-stale-data",
+                "--quantiles",
             ],
         ),
     )
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate_flags = ["--source", "--data-dir", "--models-dir", "--start", "--end", "--eval-start", "--threads",
                       "--refit-every", "--output", "--symbol", "--implied-vol", "--horizon", "--horizons",
-                      "--seed", "--candidate", "--log-level", "--bad-rows", *UNIVERSE_FLAGS]  # fmt: skip
+                      "--seed", "--candidate", "--log-level", "--bad-rows", "--quantiles", *UNIVERSE_FLAGS]  # fmt: skip
     evaluate.set_defaults(
         handler=_handler("evaluate"), settings_fields=_add_settings(evaluate, evaluate_flags)
     )

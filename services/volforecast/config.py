@@ -58,6 +58,7 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--symbols": ("symbols", {"metavar": "A,B,C"}),
     "--universe-file": ("universe_file", {"metavar": "FILE"}),
     "--horizons": ("horizons", {"metavar": "H1,H2"}),
+    "--quantiles": ("quantile_levels", {"metavar": "Q1,Q2"}),
     "--implied-vol": ("implied_vol", {"metavar": "SYM=IV,..."}),
     "--workers": ("workers", {"type": int, "metavar": "N"}),
     "--scheduler": ("dask_scheduler", {"metavar": "tcp://HOST:8786"}),
@@ -120,6 +121,12 @@ class Settings(BaseSettings):
         None,
         description="evaluate: comma-separated horizons, one benchmark each (instead of "
         "--horizon).",
+    )
+    quantile_levels: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.05, 0.25, 0.5, 0.75, 0.95],
+        description="train, evaluate: levels of the realized-volatility quantiles a set "
+        "predicts (comma-separated, strictly between 0 and 1; 0.05 and 0.95 always included, "
+        "they bound the 90% interval).",
     )
     implied_vol: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
@@ -341,6 +348,27 @@ class Settings(BaseSettings):
         if value is not None and any(not 1 <= h <= 66 for h in value):
             raise ValueError("every horizon must be between 1 and 66 trading days")
         return value
+
+    @field_validator("quantile_levels", mode="before")
+    @classmethod
+    def _quantile_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        try:
+            return [float(v) for v in items]
+        except ValueError:
+            raise ValueError(
+                f"not a list of numbers: {value!r} (e.g. 0.05,0.25,0.5,0.75,0.95)"
+            ) from None
+
+    @field_validator("quantile_levels")
+    @classmethod
+    def _quantiles_in_range(cls, value: list[float]) -> list[float]:
+        bad = [v for v in value if not 0.0 < v < 1.0]
+        if bad:
+            raise ValueError(f"quantile levels must be strictly between 0 and 1, got {bad}")
+        return sorted({round(v, 6) for v in [*value, 0.05, 0.95]})
 
     @field_validator("implied_vol", mode="before")
     @classmethod

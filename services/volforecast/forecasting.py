@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Literal
+from typing import Any, Literal
 
+from volforecast.calibration import ForecastCalibration, ewma_volatility, stored_calibration
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import DataError
-from volforecast.features import ANNUALIZED_PCT, WARMUP_ROWS, build_dataset
+from volforecast.features import ANNUALIZED_PCT, WARMUP_ROWS, build_dataset, log_returns
 from volforecast.policy import USE_B
 from volforecast.schemas import Forecast, MonitoringRecord
 from volforecast.store import (
@@ -99,6 +100,14 @@ def run_predict(
     progress(
         f"Model {label} ({why}) forecasts {horizon}-day volatility from features of {features_date}"
     )
+    calibration = stored_calibration(artifact)
+    if calibration is None:
+        progress("this set was trained before calibration: no interval, VaR or ES (retrain)")
+        risk: dict[str, object] = {}
+    else:
+        returns = log_returns(market.frame["spy_adj_close"])
+        ewma = float(ewma_volatility(returns.loc[: last.index[0]]).iloc[-1])
+        risk = risk_fields(calibration.distribution([value], [ewma]), calibration)
     return Forecast(
         as_of=settings.as_of or market.last_date,
         features_date=features_date,
@@ -116,4 +125,25 @@ def run_predict(
         data_stale=market.stale,
         live_since=deployed.timestamp if deployed else None,
         deployed_by=deployed.action if deployed else None,
+        **risk,
     )
+
+
+def risk_fields(dist: dict[str, Any], calibration: ForecastCalibration) -> dict[str, Any]:
+    """A one-row distribution (``ForecastCalibration.distribution``) as ``Forecast``'s
+    fields: quantiles, the 90% interval, VaR and ES of the horizon and of the next day."""
+
+    def levels(prefix: str, suffix: str, keys: Any) -> dict[str, float]:
+        return {f"{lv:g}": float(dist[f"{prefix}{lv:g}{suffix}"][0]) for lv in keys}
+
+    quantiles = levels("q", "", calibration.volatility.log_residual_quantiles)
+    var_levels = calibration.risk_h.var_multipliers
+    return {
+        "quantiles": quantiles,
+        "interval_90": [quantiles["0.05"], quantiles["0.95"]],
+        "var": levels("var", "_h", var_levels),
+        "es": levels("es", "_h", var_levels),
+        "var_1d": levels("var", "", calibration.risk_1d.var_multipliers),
+        "es_1d": levels("es", "", calibration.risk_1d.var_multipliers),
+        "risk_method": calibration.method.name,
+    }

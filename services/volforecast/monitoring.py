@@ -9,14 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from volforecast import drift, policy
+import pandas as pd
+
+from volforecast import backtests, drift, policy
+from volforecast.calibration import ewma_volatility, forward_returns, stored_calibration
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
-from volforecast.ensemble import Progress, predict_artifact
+from volforecast.ensemble import FloatArray, Progress, predict_artifact
 from volforecast.errors import NoNewDataError
-from volforecast.features import TARGET, build_dataset, labeled
-from volforecast.schemas import ModelSummary, MonitoringRecord, TestWindow
+from volforecast.features import TARGET, build_dataset, labeled, log_returns
+from volforecast.schemas import ModelSummary, MonitoringRecord, RiskCheck, TestWindow, VarCheck
 from volforecast.store import MONITORING_HISTORY, ModelsDirectory
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,36 @@ def _past_runs(history: list[MonitoringRecord], run_id: str) -> list[policy.Past
 
 def _summary(info: object) -> ModelSummary:
     return ModelSummary.model_validate(info, from_attributes=True)
+
+
+def risk_check(
+    artifact: dict[str, Any], market: MarketData, fresh: pd.DataFrame, forecast: FloatArray
+) -> RiskCheck | None:
+    """How the model's stated uncertainty held on the new rows: coverage of its central
+    intervals, and exceedances of its 1-day VaR (with Kupiec's p) on the rows whose next
+    day is known. None for a set trained before calibration."""
+    calibration = stored_calibration(artifact)
+    if calibration is None:
+        return None
+    returns = log_returns(market.frame["spy_adj_close"])
+    index = pd.DatetimeIndex(fresh.index)
+    ewma = ewma_volatility(returns).reindex(index).to_numpy()
+    dist = calibration.distribution(forecast, ewma)
+    realized = fresh[TARGET].to_numpy()
+    levels = list(calibration.volatility.log_residual_quantiles)
+    loss = -forward_returns(returns, index, 1)[0]
+    return RiskCheck(
+        rows=len(fresh),
+        coverage={
+            k: backtests.coverage(realized, dist[f"q{lo:g}"], dist[f"q{hi:g}"])
+            for k, (lo, hi) in backtests.central_pairs(levels).items()
+        },
+        var={
+            f"{lv:g}": VarCheck(**backtests.var_check(loss, dist[f"var{lv:g}"], lv))
+            for lv in calibration.risk_1d.var_multipliers
+        },
+        method=calibration.method.name,
+    )
 
 
 def run_monitor(
@@ -98,6 +132,17 @@ def run_monitor(
     progress(
         f"scoring both models on {len(fresh)} new rows {fresh.index[0].date()}..{fresh.index[-1].date()}"
     )
+    risk = risk_check(current.model_a, market, fresh, pred_a)
+    if risk is None:
+        progress("Model A was trained before calibration: no interval or VaR check (retrain)")
+    else:
+        progress(
+            f"Model A's 90% interval held on {risk.coverage['0.9']:.0%} of the new rows; "
+            + ", ".join(
+                f"{lv} VaR exceeded {v.exceedances} of {v.days} days (Kupiec p {v.kupiec_p:.2f})"
+                for lv, v in risk.var.items()
+            )
+        )
     wins = drift.windows(fresh[TARGET], pred_a, pred_b)
     comp = drift.comparison(wins)
     rmse_drift = drift.drift(comp.model_a_rmse, current.validation.validation_rmse)
@@ -141,6 +186,7 @@ def run_monitor(
             data_stale=market.stale,
             live_since=deployed.timestamp if deployed else None,
             deployed_by=deployed.action if deployed else None,
+            risk=risk,
         )
         models.assert_lock_held()
         models.append_history(MONITORING_HISTORY, record)

@@ -135,3 +135,31 @@ def signals_over_time(
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def interval_and_exceedances(risk: pd.DataFrame, title: str) -> bytes:
+    """Two panels over the same days: the realized volatility against the forecast and its
+    90% band (annualized percent); the next day's loss against the 1-day 95% and 99% VaR,
+    with the days it exceeded each marked. ``risk``: columns ``realized``, ``forecast``,
+    ``lower_90``, ``upper_90``, ``loss_1d``, ``var_95``, ``var_99``."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    x = risk.index
+    top.fill_between(
+        x, risk["lower_90"] * ANNUALIZED_PCT, risk["upper_90"] * ANNUALIZED_PCT,
+        color="tab:blue", alpha=0.2, lw=0, label="90% interval",
+    )  # fmt: skip
+    top.plot(x, risk["forecast"] * ANNUALIZED_PCT, color="tab:blue", lw=0.9, label="forecast")
+    top.plot(x, risk["realized"] * ANNUALIZED_PCT, color="0.3", lw=0.7, label="realized")
+    top.set_ylabel("volatility (annualized %)")
+    top.set_title(title)
+    top.legend(loc="upper left", fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.plot(x, risk["loss_1d"] * 100, color="0.5", lw=0.6, label="next-day loss")
+    for column, color, label in (("var_95", "tab:orange", "95%"), ("var_99", "tab:red", "99%")):
+        bottom.plot(x, risk[column] * 100, color=color, lw=0.9, label=f"1-day {label} VaR")
+        hit = risk["loss_1d"] > risk[column]
+        bottom.scatter(x[hit], risk.loc[hit, "loss_1d"] * 100, color=color, s=14, zorder=3)
+    bottom.set_ylabel("loss (% log return)")
+    bottom.legend(loc="upper left", fontsize=8)
+    bottom.grid(alpha=0.3)
+    return _png(fig)

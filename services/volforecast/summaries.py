@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from volforecast.errors import ArtifactsMissingError
+from volforecast.features import ANNUALIZED_PCT
 from volforecast.schemas import (
     DeploymentRecord,
     Forecast,
@@ -79,6 +80,20 @@ def monitoring_summary(record: MonitoringRecord) -> str:
             if fd.n_drifted
             else ""
         ),
+    ]
+    if record.risk is not None:
+        rows.append(
+            "Risk: Model A's "
+            + ", ".join(
+                f"{float(k):.0%} interval held {v:.0%}" for k, v in record.risk.coverage.items()
+            )
+            + "; "
+            + ", ".join(
+                f"1-day {float(k):.0%} VaR exceeded {v.exceedances}/{v.days} (Kupiec p {v.kupiec_p:.2f})"
+                for k, v in record.risk.var.items()
+            )
+        )
+    rows += [
         f"Recommendation: {record.recommendation}"
         + (f": {record.recommendation_reason}" if record.recommendation_reason else ""),
         f"Retraining: {record.retraining.action}"
@@ -102,6 +117,16 @@ def forecast_table(forecast: Forecast) -> str:
                     + (", cache only: the download failed)" if forecast.data_stale else ")")
                     if forecast.data_age_days else "")),
     ]  # fmt: skip
+    if forecast.interval_90 is not None and forecast.var and forecast.es:
+        lo, hi = (v * ANNUALIZED_PCT for v in forecast.interval_90)
+        h = forecast.horizon
+        rows[1:1] = [
+            ("90% range", f"{lo:.2f}%..{hi:.2f}% annualized (realized volatility)"),
+            ("VaR", f"{h}-day 95% {forecast.var['0.95']:.2%}, 99% {forecast.var['0.99']:.2%}; "
+                    f"ES 95% {forecast.es['0.95']:.2%}, 99% {forecast.es['0.99']:.2%} "
+                    "(log-return loss)"),
+            ("method", str(forecast.risk_method)),
+        ]  # fmt: skip
     return "\n".join(f"{k:<10}{v}" for k, v in rows)
 
 

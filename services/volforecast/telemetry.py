@@ -74,11 +74,34 @@ def train_registry(
     return registry_of({symbol: train_metrics(record, duration_seconds, finished_at)})
 
 
+def risk_metrics(record: MonitoringRecord) -> list[Metric]:
+    """Model A's interval coverage and VaR exceedances on the new rows (none without them)."""
+    if record.risk is None:
+        return []
+    out: list[Metric] = [
+        (f"monitor_interval_coverage_{float(k) * 100:.0f}",
+         f"Share of new rows inside Model A's central {float(k):.0%} interval", v)
+        for k, v in record.risk.coverage.items()
+    ]  # fmt: skip
+    for level, check in record.risk.var.items():
+        tag = f"{float(level) * 100:.0f}"
+        out += [
+            (f"monitor_var{tag}_exceedances",
+             f"New rows whose next-day loss exceeded Model A's 1-day {tag}% VaR",
+             check.exceedances),
+            (f"monitor_var{tag}_kupiec_p",
+             f"Kupiec p-value of the {tag}% VaR exceedance rate on the new rows",
+             check.kupiec_p),
+        ]  # fmt: skip
+    return out
+
+
 def monitor_metrics(
     record: MonitoringRecord, duration_seconds: float, finished_at: float
 ) -> list[Metric]:
     b_recommended = float(record.recommendation.startswith("USE MODEL B"))
     return [
+        *risk_metrics(record),
         ("monitor_drift_pct", "Model A drift: RMSE on new data vs validation RMSE, percent",
          record.drift.model_a_drift_pct),
         ("monitor_drift_level", "Drift level: 0 ok (< 5%), 1 watch (5-10%), 2 retrain (> 10%)",

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from volforecast import __version__, lineage, selection
+from volforecast.calibration import ForecastCalibration, fit_shipped
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import Progress, StackedEnsemble
 from volforecast.errors import DataError
-from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled
+from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.metrics import Scores, score
 from volforecast.schemas import (
     DateRange,
@@ -57,6 +58,7 @@ class FittedModel:
     eval_index: pd.DatetimeIndex
     scores: Scores
     eval_predictions: np.ndarray
+    calibration: ForecastCalibration
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def new_run_id(now: dt.datetime) -> str:
 
 
 def fit_on_split(
-    data: pd.DataFrame, split: Split, settings: Settings, progress: Progress
+    data: pd.DataFrame, returns: pd.Series, split: Split, settings: Settings, progress: Progress
 ) -> FittedModel:
     X = data.loc[:, list(FEATURE_COLUMNS)]
     y = data[TARGET]
@@ -85,6 +87,16 @@ def fit_on_split(
         + ", ".join(f"{k} {w:.2f}" for k, w in ensemble.mix_weights_.items())
         + " (core: the linear core alone)"
     )
+    # From the training rows' out-of-fold forecasts: the calibration reads nothing later.
+    calibration = fit_shipped(
+        y.iloc[split.train].to_numpy(), ensemble.oof_forecast_, returns,
+        pd.DatetimeIndex(X.index[split.train]), settings,
+    )  # fmt: skip
+    q = calibration.volatility.log_residual_quantiles
+    progress(
+        f"calibrated on {calibration.volatility.n} out-of-fold rows: 90% interval "
+        f"x{np.exp(q[0.05]):.2f}..x{np.exp(q[0.95]):.2f} of the forecast"
+    )
     preds = ensemble.predict(X.iloc[split.evaluate])
     return FittedModel(
         ensemble=ensemble,
@@ -93,6 +105,7 @@ def fit_on_split(
         eval_index=pd.DatetimeIndex(X.index[split.evaluate]),
         scores=score(y.iloc[split.evaluate], preds),
         eval_predictions=preds,
+        calibration=calibration,
     )
 
 
@@ -128,9 +141,10 @@ def train_models(
     progress(
         f"Model A (90%): {split_a.n_train} training rows, {split_a.n_evaluate} validation rows"
     )
-    fit_a = fit_on_split(data, split_a, settings, lambda m: progress(f"Model A: {m}"))
+    returns = log_returns(market.frame["spy_adj_close"])
+    fit_a = fit_on_split(data, returns, split_a, settings, lambda m: progress(f"Model A: {m}"))
     progress(f"Model B (all-30): {split_b.n_train} training rows, {split_b.n_evaluate} test rows")
-    fit_b = fit_on_split(data, split_b, settings, lambda m: progress(f"Model B: {m}"))
+    fit_b = fit_on_split(data, returns, split_b, settings, lambda m: progress(f"Model B: {m}"))
 
     stamp = now.isoformat()
     as_of_day = settings.as_of or now.date()
@@ -153,6 +167,7 @@ def train_models(
                 training_date_end=_day(fit.train_index[-1]),
                 training_samples=len(fit.train_index),
                 mix_weights=dict(fit.ensemble.mix_weights_),
+                calibration=fit.calibration.to_dict(),
                 **common,
             )
         )

@@ -20,8 +20,10 @@ from typing import Any, Protocol
 import pandas as pd
 
 from volforecast import selection
+from volforecast.calibration import ewma_volatility, fit_shipped
 from volforecast.config import Settings
 from volforecast.data import MarketData
+from volforecast.distributions import POINT, SEP, distribution_frame
 from volforecast.engine import Engine, Piece
 from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
 from volforecast.errors import DataError
@@ -80,18 +82,31 @@ def forecast_block(
 
 
 def assemble(
-    data: pd.DataFrame, blocks: Sequence[Block], forecasts: Mapping[str, Sequence[FloatArray]]
+    data: pd.DataFrame, blocks: Sequence[Block], forecasts: Mapping[str, Sequence[Any]]
 ) -> pd.DataFrame:
     """The realized target and every model's forecasts (``forecasts[name][k]`` for block k)
-    on the forecast rows, in date order."""
+    on the forecast rows, in date order. A forecast with a distribution (a DataFrame,
+    ``distributions.distribution_frame``) gives ``name`` its point column, if it has one, and
+    ``name@column`` for each of the rest."""
     pieces = []
     for k, block in enumerate(blocks):
         rows = data.iloc[block.start : block.stop]
         out = pd.DataFrame({REALIZED: rows[TARGET].to_numpy()}, index=rows.index)
         for name, per_block in forecasts.items():
-            out[name] = per_block[k]
+            value = per_block[k]
+            if not isinstance(value, pd.DataFrame):
+                out[name] = value
+                continue
+            for column in value.columns:
+                key = name if column == POINT else f"{name}{SEP}{column}"
+                out[key] = value[column].to_numpy()
         pieces.append(out)
     return pd.concat(pieces)
+
+
+def point_forecasts(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """The realized target and the point forecasts, without any distribution's columns."""
+    return forecasts.loc[:, [c for c in forecasts.columns if SEP not in c]]
 
 
 def describe(data: pd.DataFrame, block: Block, k: int, n_blocks: int) -> str:
@@ -131,19 +146,32 @@ def walk_forward(
 
 class EnsembleForecaster:
     """The walk-forward face of the ensemble ``train`` builds (same class, same settings:
-    ``selection.make_ensemble``)."""
+    ``selection.make_ensemble``); with ``distribution=True`` also its calibrated forecast
+    distribution, as ``train`` stores it (``calibration.fit_shipped``)."""
 
-    def __init__(self, settings: Settings, name: str = ENSEMBLE) -> None:
+    def __init__(
+        self, settings: Settings, name: str = ENSEMBLE, distribution: bool = False
+    ) -> None:
         self.settings = settings
         self.name = name
+        self.distribution = distribution
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> EnsembleForecaster:
         self.model_: StackedEnsemble = selection.make_ensemble(self.settings)
         self.model_.fit(train.loc[:, list(FEATURE_COLUMNS)], train[TARGET])
+        if self.distribution:
+            self.calibration_ = fit_shipped(
+                train[TARGET].to_numpy(), self.model_.oof_forecast_, returns,
+                pd.DatetimeIndex(train.index), self.settings,
+            )  # fmt: skip
         return self
 
-    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
-        return self.model_.predict(rows.loc[:, list(FEATURE_COLUMNS)])
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> Any:
+        point = self.model_.predict(rows.loc[:, list(FEATURE_COLUMNS)])
+        if not self.distribution:
+            return point
+        ewma = ewma_volatility(returns.loc[: rows.index[-1]]).reindex(rows.index).to_numpy()
+        return distribution_frame(rows.index, self.calibration_.distribution(point, ewma), point)
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from volforecast import __version__, selection
+from volforecast import __version__, backtests, selection
 from volforecast.atomic import check_output, write_outputs
 from volforecast.baselines import HARCore, default_baselines
+from volforecast.calibration import SHIPPED_METHOD, VAR_LEVELS, forward_returns
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
+from volforecast.distributions import HS_WINDOW, FilteredHS, HistoricalSimulation, one_day
 from volforecast.engine import Engine, open_engine
 from volforecast.ensemble import Progress
 from volforecast.errors import EXIT_SOME_SYMBOLS_FAILED, VolforecastError, exit_code_of
 from volforecast.metrics import LOSSES, qlike_excluded
 from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
-from volforecast.schemas import EvaluationReport, EvaluationSummary, EvaluationSummaryRow
+from volforecast.schemas import (
+    DistributionScores,
+    EvaluationReport,
+    EvaluationSummary,
+    EvaluationSummaryRow,
+)
 from volforecast.scoring import HAR_RV, LOSS_METRIC, RANKED, ratio, score_forecasts
 from volforecast.store import ModelsDirectory
 from volforecast.summaries import markdown_header, wrote
@@ -38,6 +45,7 @@ from volforecast.walkforward import (
     EnsembleForecaster,
     Walk,
     build_walk,
+    point_forecasts,
     run_walks,
 )
 
@@ -126,7 +134,43 @@ def markdown_table(report: EvaluationReport) -> str:
         for k, v in report.ensemble_beats_every_baseline.items()
     )
     lines += ["", f"Ensemble — {verdict}.", ""]
+    if report.distribution:
+        lines += distribution_table(report.distribution)
     return "\n".join(lines)
+
+
+def distribution_table(scores: dict[str, DistributionScores]) -> list[str]:
+    """The forecast distributions' backtests, as markdown lines."""
+
+    def green(v: float | None) -> str:
+        return "—" if v is None else f"{v:.2f}"
+
+    lines = [
+        "Forecast distributions: coverage of the central 50% and 90% intervals of the realized "
+        "volatility, pinball loss (mean over levels, × 1000), Winkler score of the 90% "
+        "interval (× 1000); the 1-day 95% and 99% VaR: exceedance rate, Kupiec and "
+        "Christoffersen (conditional coverage) p-values, share of 250-day windows in the "
+        "Basel green zone; the 99% ES: McNeil–Frey p-value.",
+        "",
+        *markdown_header(
+            ["model", "cov 50%", "cov 90%", "pinball", "Winkler 90", "VaR95 rate", "Kupiec",
+             "CC", "green", "VaR99 rate", "Kupiec", "CC", "green", "ES99 p"]
+        ),
+    ]  # fmt: skip
+    for name, d in scores.items():
+        v95, v99 = d.var["0.95"], d.var["0.99"]
+        lines.append(
+            f"| {name} | {d.coverage.get('0.5', float('nan')):.3f} | "
+            f"{d.coverage.get('0.9', float('nan')):.3f} | {d.pinball * 1000:.4f} | "
+            f"{d.winkler_90 * 1000:.3f} | "
+            f"{v95.exceedances / max(v95.days, 1):.2%} | {v95.kupiec_p:.2f} | "
+            f"{v95.conditional_coverage_p:.2f} | {green(v95.green_share)} | "
+            f"{v99.exceedances / max(v99.days, 1):.2%} | {v99.kupiec_p:.2f} | "
+            f"{v99.conditional_coverage_p:.2f} | {green(v99.green_share)} | "
+            f"{d.es['0.99'].mcneil_frey_p:.2f} |"
+        )
+    methods = "; ".join(f"{name}: {d.method}" for name, d in scores.items())
+    return [*lines, "", f"Methods — {methods}.", ""]
 
 
 def _plots(forecasts: pd.DataFrame, report: EvaluationReport) -> dict[str, bytes]:
@@ -164,8 +208,39 @@ def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -
     market = load_market_data(settings, downloader=downloader, today=today)
     spec = selection.ensemble_spec(settings)
     core = HARCore(spec.core, spec.core_logs, spec.bias)
-    models = [EnsembleForecaster(settings), *default_baselines(settings.horizon, core)]
+    levels = tuple(settings.quantile_levels)
+    models = [
+        EnsembleForecaster(settings, distribution=True),
+        *default_baselines(settings.horizon, core, levels),
+        FilteredHS(settings.horizon, levels),
+        HistoricalSimulation(settings.horizon, levels),
+    ]
     return build_walk(settings, market, models, settings.eval_start)
+
+
+def distribution_scores(walk: Walk, forecasts: pd.DataFrame) -> dict[str, DistributionScores]:
+    """Every model's forecast distribution scored (``backtests.score_distribution``)."""
+    levels = tuple(walk.settings.quantile_levels)
+    index = pd.DatetimeIndex(forecasts.index)
+    loss_1d = -forward_returns(walk.returns, index, 1)[0]
+    methods = {
+        ENSEMBLE: SHIPPED_METHOD.name,
+        "garch_t": "GARCH(1,1), Student-t (arch)",
+        "gjr_garch_t": "GJR-GARCH(1,1,1), Student-t (arch)",
+        "fhs": "filtered historical simulation, RiskMetrics EWMA filter",
+        "hs_250": f"historical simulation, last {HS_WINDOW} days",
+    }
+    out = {}
+    for model, method in methods.items():
+        columns = one_day(forecasts.columns, model)
+        if not columns:
+            continue
+        dist = {key: forecasts[col].to_numpy() for key, col in columns.items()}
+        scores = backtests.score_distribution(
+            forecasts[REALIZED].to_numpy(), loss_1d, dist, levels, VAR_LEVELS
+        )
+        out[model] = DistributionScores(method=method, **scores)
+    return out
 
 
 def _output(settings: Settings) -> Path:
@@ -177,6 +252,8 @@ def finish(
 ) -> tuple[EvaluationReport, list[Path]]:
     """The report of one finished walk-forward, and its files written to its output."""
     settings = walk.settings
+    distributions = distribution_scores(walk, forecasts)
+    forecasts = point_forecasts(forecasts)
     result = score_forecasts(forecasts, settings.horizon)
     report = EvaluationReport(
         metrics=result.metrics,
@@ -204,6 +281,7 @@ def finish(
         created_at=now.isoformat(),
         volforecast_version=__version__,
         duration_seconds=round(duration, 1),
+        distribution=distributions,
     )
     files = {
         EVALUATION_JSON: report.model_dump_json(indent=2).encode(),
@@ -365,6 +443,7 @@ def summarize(
                 },
                 ensemble_beats_every_baseline=r.ensemble_beats_every_baseline,
                 diebold_mariano=r.diebold_mariano,
+                distribution=r.distribution,
             )
         )
     return EvaluationSummary(
@@ -419,6 +498,33 @@ def summary_markdown(summary: EvaluationSummary) -> str:
                 f"{row.ratio_to_har_rv[m]['rmse']:.3f} / {row.ratio_to_har_rv[m]['qlike']:.3f}"
                 for m in models
             ]
+            lines.append(f"| {row.symbol} | {row.horizon} | " + " | ".join(cells) + " |")
+    with_dist = [r for r in ok if r.distribution]
+    if with_dist:
+        names = list(with_dist[0].distribution)
+        lines += [
+            "",
+            "Forecast distributions: coverage of the 90% interval / 1-day 99% VaR exceedance "
+            "rate / share of 250-day windows in the Basel green zone / pinball loss over the "
+            "ensemble's:",
+            "",
+            *markdown_header(["symbol", "h", *names]),
+        ]
+        for row in with_dist:
+            reference = row.distribution[names[0]].pinball
+            cells = []
+            for m in names:
+                d = row.distribution.get(m)
+                if d is None:
+                    cells.append("—")
+                    continue
+                v = d.var.get("0.99")
+                rate = f"{v.exceedances / max(v.days, 1):.2%}" if v else "—"
+                green = f"{v.green_share:.2f}" if v and v.green_share is not None else "—"
+                cells.append(
+                    f"{d.coverage.get('0.9', float('nan')):.3f} / {rate} / {green} / "
+                    f"{ratio(d.pinball, reference):.3f}"
+                )
             lines.append(f"| {row.symbol} | {row.horizon} | " + " | ".join(cells) + " |")
     lines += ["", f"{len(ok)} of {len(summary.results)} benchmarks completed in "
               f"{summary.duration_seconds:.0f}s.", ""]  # fmt: skip

@@ -20,13 +20,20 @@ import numpy as np
 import pandas as pd
 
 from volforecast.atomic import write_outputs
+from volforecast.calibration import ewma_volatility, forward_returns, stored_calibration
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.drift import PSI_THRESHOLD
 from volforecast.ensemble import Progress, predict_artifact
 from volforecast.errors import VolforecastError
-from volforecast.features import TARGET, build_dataset, labeled
-from volforecast.plots import drift_over_time, forecasts_vs_realized, psi_bars, rmse_over_time
+from volforecast.features import TARGET, build_dataset, labeled, log_returns
+from volforecast.plots import (
+    drift_over_time,
+    forecasts_vs_realized,
+    interval_and_exceedances,
+    psi_bars,
+    rmse_over_time,
+)
 from volforecast.policy import DRIFT_PLAN_PCT, DRIFT_RETRAIN_PCT
 from volforecast.schemas import MonitoringRecord, TrendReport
 from volforecast.store import (
@@ -44,6 +51,7 @@ DRIFT_PNG = "drift.png"
 RMSE_PNG = "rmse.png"
 VALIDATION_PNG = "validation_forecasts.png"
 PSI_PNG = "feature_psi.png"
+RISK_PNG = "interval_and_var.png"
 
 
 def validation_forecasts(
@@ -54,6 +62,34 @@ def validation_forecasts(
     cols = list(current.model_a["feature_cols"])
     forecast = pd.Series(predict_artifact(current.model_a, rows[cols]), index=rows.index)
     return rows[TARGET], forecast
+
+
+def risk_forecasts(current: CurrentModels, frame: pd.DataFrame) -> pd.DataFrame:
+    """Model A's forecast distribution on every labeled row from its validation period on
+    (none of which it trained on): the realized volatility, the forecast and its 90%
+    interval, the next day's loss and 1-day VaR. Empty for a set trained before calibration."""
+    calibration = stored_calibration(current.model_a)
+    data = labeled(build_dataset(frame, current.dual.horizon))
+    rows = data.loc[data.index >= pd.Timestamp(current.dual.model_a.validation_date_start)]
+    if calibration is None or rows.empty:
+        return pd.DataFrame()
+    cols = list(current.model_a["feature_cols"])
+    forecast = predict_artifact(current.model_a, rows[cols])
+    returns = log_returns(frame["spy_adj_close"])
+    index = pd.DatetimeIndex(rows.index)
+    dist = calibration.distribution(forecast, ewma_volatility(returns).reindex(index).to_numpy())
+    return pd.DataFrame(
+        {
+            "realized": rows[TARGET].to_numpy(),
+            "forecast": forecast,
+            "lower_90": dist["q0.05"],
+            "upper_90": dist["q0.95"],
+            "loss_1d": -forward_returns(returns, index, 1)[0],
+            "var_95": dist["var0.95"],
+            "var_99": dist["var0.99"],
+        },
+        index=index,
+    )
 
 
 @dataclass(frozen=True)
@@ -129,6 +165,7 @@ def run_report(
     else:
         notes.append("No monitoring history yet: drift, RMSE and PSI plots need a monitor run.")
     val_records: list[dict[str, str | float]] = []
+    risk_records: list[dict[str, str | float]] = []
     try:
         market = load_market_data(settings, downloader=downloader, today=now.date())
         realized, forecast = validation_forecasts(current, market.frame)
@@ -145,6 +182,24 @@ def run_report(
             )
         else:
             notes.append("The data holds none of Model A's validation dates; no validation plot.")
+        risk = risk_forecasts(current, market.frame)
+        if risk.empty:
+            notes.append("No interval or VaR plot: the set was trained before calibration.")
+        else:
+            images[RISK_PNG] = interval_and_exceedances(
+                risk,
+                f"Current Model A (run {current.run_id}): 90% interval and 1-day VaR since validation",
+            )
+            # The last row's next day is not known yet: its loss is left out, not NaN.
+            risk_records = [
+                {
+                    "date": str(d.date()),
+                    **{str(k): float(v) for k, v in row.items() if np.isfinite(v)},
+                }
+                for d, row in zip(
+                    pd.DatetimeIndex(risk.index), risk.to_dict("records"), strict=True
+                )
+            ]
     except VolforecastError as exc:
         log.warning("validation plot skipped: %s", exc)
         notes.append(f"Validation forecasts not plotted: {exc}")
@@ -159,6 +214,7 @@ def run_report(
         monitoring=_records(mon_dates, drift_pct=drift, model_a_rmse=rmse_a, model_b_rmse=rmse_b),
         latest_psi=psi,
         validation_forecasts=val_records,
+        risk_forecasts=risk_records,
         plots=list(images),
         created_at=now.isoformat(),
         deployments=[d.model_dump(mode="json") for d in deployments],

@@ -2,7 +2,7 @@
 ``contract`` holds the models directory's (the spec's files and histories), ``reports`` what
 the commands print and write elsewhere; ``base`` what they share."""
 
-from volforecast.schemas.base import FORMAT_VERSION, Record
+from volforecast.schemas.base import FORMAT_VERSION, Record, VarCheck
 from volforecast.schemas.contract import (
     Comparison,
     DateRange,
@@ -17,6 +17,7 @@ from volforecast.schemas.contract import (
     ModelSummary,
     MonitoringRecord,
     Retraining,
+    RiskCheck,
     TestWindow,
     TrainingRecord,
     ValidationBaseline,
@@ -27,7 +28,9 @@ from volforecast.schemas.reports import (
     BiasCorrection,
     CandidateScore,
     CandidateSpec,
+    DistributionScores,
     DMTest,
+    EsBacktest,
     EvaluationReport,
     EvaluationSummary,
     EvaluationSummaryRow,
@@ -42,6 +45,7 @@ from volforecast.schemas.reports import (
     TrendSummary,
     UniverseRow,
     UniverseSummary,
+    VarBacktest,
 )
 
 __all__ = [
@@ -54,8 +58,10 @@ __all__ = [
     "DMTest",
     "DateRange",
     "DeploymentRecord",
+    "DistributionScores",
     "Drift",
     "DualModelBaseline",
+    "EsBacktest",
     "EvaluationReport",
     "EvaluationSummary",
     "EvaluationSummaryRow",
@@ -74,6 +80,7 @@ __all__ = [
     "ReplayDMTest",
     "ReplayReport",
     "Retraining",
+    "RiskCheck",
     "SelectionRecord",
     "TestWindow",
     "TrainingRecord",
@@ -82,5 +89,7 @@ __all__ = [
     "UniverseRow",
     "UniverseSummary",
     "ValidationBaseline",
+    "VarBacktest",
+    "VarCheck",
     "Window",
 ]

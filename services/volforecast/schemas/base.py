@@ -50,3 +50,15 @@ class Served(BaseModel):
     deployed_by: str | None = Field(
         None, description="what made it live: train, rollback, promote or recovered"
     )
+
+
+Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class VarCheck(Record):
+    """added: a backtest of one VaR level: the days whose loss exceeded the VaR, out of how
+    many, and Kupiec's p-value of "the exceedance rate is the nominal one"."""
+
+    exceedances: int = Field(ge=0)
+    days: int = Field(ge=0)
+    kupiec_p: Probability

@@ -18,9 +18,11 @@ from volforecast.schemas.base import (
     Count,
     NonNegativeFinite,
     PositiveFinite,
+    Probability,
     Record,
     RSquared,
     Served,
+    VarCheck,
     ordered,
 )
 
@@ -277,6 +279,21 @@ class FeatureDrift(Record):
     skipped: str | None = Field(None, description="why no feature was tested, if none was")
 
 
+class RiskCheck(Record):
+    """added: how Model A's stated uncertainty held on the new rows."""
+
+    model: Literal["A"] = "A"
+    rows: int = Field(ge=0)
+    coverage: dict[str, Probability] = Field(
+        description='central interval level ("0.5", "0.9") -> share of new rows whose '
+        "realized volatility fell inside it"
+    )
+    var: dict[str, VarCheck] = Field(
+        description='VaR level ("0.95", "0.99") -> exceedances of the 1-day VaR'
+    )
+    method: str
+
+
 class MonitoringRecord(Served, Record):
     """One line of ``monitoring_history.jsonl``."""
 
@@ -298,6 +315,9 @@ class MonitoringRecord(Served, Record):
     feature_drift: FeatureDrift
     symbol: str = Field(
         "SPY", description="the underlying; files written before per-symbol sets are SPY's"
+    )
+    risk: RiskCheck | None = Field(
+        None, description="none for sets trained before calibration, or runs before it"
     )
 
 

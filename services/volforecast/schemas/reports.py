@@ -12,8 +12,10 @@ from pydantic import Field
 
 from volforecast.schemas.base import (
     FORMAT_VERSION,
+    Probability,
     Record,
     Served,
+    VarCheck,
 )
 
 # --------------------------------------------------------------------------- evaluate
@@ -48,6 +50,48 @@ class DMTest(Record):
     )
 
 
+class VarBacktest(VarCheck):
+    """The 1-day VaR at one level over the walk-forward."""
+
+    christoffersen_p: Probability = Field(
+        description="Christoffersen's independence test: does an exceedance make the next likelier"
+    )
+    conditional_coverage_p: Probability = Field(
+        description="Christoffersen's conditional coverage (rate and independence together)"
+    )
+    green_share: Probability | None = Field(
+        description="share of 250-day windows with a Basel green count (99% VaR: at most 4 "
+        "exceedances; 95% VaR: the same rule scaled, at most 19); none under 250 days"
+    )
+
+
+class EsBacktest(Record):
+    """McNeil and Frey's (2000) test of the 1-day expected shortfall: on exceedance days the
+    loss beyond the ES, in units of the day's scale, averages zero when the ES is right."""
+
+    exceedances: int = Field(ge=0)
+    mean_excess: float = Field(
+        description="mean (loss - ES) / scale on exceedance days; above zero: ES too small"
+    )
+    mcneil_frey_p: Probability = Field(
+        description="one-sided t-test p-value of mean_excess > 0 (1 with under 2 exceedances)"
+    )
+
+
+class DistributionScores(Record):
+    """One model's forecast distribution over the walk-forward."""
+
+    method: str
+    days: int
+    coverage: dict[str, Probability] = Field(
+        description='central interval level ("0.5", "0.9") -> share of days inside it'
+    )
+    pinball: float = Field(description="pinball loss averaged over days and quantile levels")
+    winkler_90: float = Field(description="interval (Winkler) score of the 90% interval")
+    var: dict[str, VarBacktest] = Field(description="1-day VaR level -> its backtest")
+    es: dict[str, EsBacktest] = Field(description="1-day ES level -> its backtest")
+
+
 class EvaluationReport(Record):
     """``evaluation.json``, written by ``volforecast evaluate``."""
 
@@ -78,6 +122,11 @@ class EvaluationReport(Record):
     volforecast_version: str
     duration_seconds: float
     format_version: int = FORMAT_VERSION
+    distribution: dict[str, DistributionScores] = Field(
+        default_factory=dict,
+        description="model -> its forecast distribution's scores (the ensemble and the "
+        "distribution baselines)",
+    )
 
 
 # --------------------------------------------------------------------------- predict and report
@@ -100,6 +149,23 @@ class Forecast(Served, Record):
     symbol: str = Field(
         "SPY", description="the underlying; files written before per-symbol sets are SPY's"
     )
+    quantiles: dict[str, float] | None = Field(
+        None,
+        description='nominal level ("0.05") -> that quantile of the horizon\'s realized '
+        "volatility (daily units); none for sets trained before calibration",
+    )
+    interval_90: list[float] | None = Field(
+        None, description="[lower, upper] of the central 90% interval (daily units)"
+    )
+    var: dict[str, float] | None = Field(
+        None, description='level ("0.95", "0.99") -> VaR of the horizon\'s log return (a loss > 0)'
+    )
+    es: dict[str, float] | None = Field(
+        None, description="level -> expected shortfall of the horizon's log return (a loss > 0)"
+    )
+    var_1d: dict[str, float] | None = Field(None, description="the next day's VaR")
+    es_1d: dict[str, float] | None = Field(None, description="the next day's expected shortfall")
+    risk_method: str | None = Field(None, description="how the distribution was calibrated")
 
 
 class TrendSummary(Record):
@@ -127,6 +193,11 @@ class TrendReport(Record):
     monitoring: list[dict[str, str | float]]
     latest_psi: dict[str, float]
     validation_forecasts: list[dict[str, str | float]]
+    risk_forecasts: list[dict[str, str | float]] = Field(
+        default_factory=list,
+        description="added: Model A from its validation period on: realized, forecast, "
+        "lower_90, upper_90, var_95, var_99 and the next day's loss_1d (absent while unknown)",
+    )
     plots: list[str]
     created_at: str
     deployments: list[dict[str, Any]] = Field(
@@ -181,6 +252,9 @@ class EvaluationSummaryRow(Record):
     )
     ensemble_beats_every_baseline: dict[str, bool] = Field(default_factory=dict)
     diebold_mariano: list[DMTest] = Field(default_factory=list)
+    distribution: dict[str, DistributionScores] = Field(
+        default_factory=dict, description="added: evaluation.json's distribution scores"
+    )
 
 
 class EvaluationSummary(Record):
