@@ -281,6 +281,42 @@ def test_engine_on_dask_returns_outcomes_in_piece_order(client):
     assert isinstance(outcomes[1].error, ValueError)
 
 
+class _CancelledFuture:
+    """What a future is after its scheduler connection is lost: cancelled."""
+
+    status = "cancelled"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> None:
+        from distributed.client import FutureCancelledError
+
+        raise FutureCancelledError(self.key, reason="scheduler-connection-lost")
+
+
+class _LostClient:
+    def submit(self, _func: object, *_args: object, key: str, pure: bool) -> _CancelledFuture:
+        return _CancelledFuture(key)
+
+
+def test_engine_raises_cluster_error_naming_the_fix_when_the_scheduler_connection_is_lost(
+    monkeypatch,
+):
+    import distributed
+
+    from volforecast.engine import Piece
+    from volforecast.errors import ClusterError
+
+    monkeypatch.setattr(distributed, "as_completed", lambda futures: iter(futures))
+    pieces = [Piece(f"square {x}", _square, (x,)) for x in (1, 2)]
+    with pytest.raises(ClusterError, match="lost the connection to the Dask cluster after 0 of 2"):
+        Engine(_LostClient()).run(pieces, "squares", lambda _m: None)  # type: ignore[arg-type]
+
+
 @pytest.mark.slow
 def test_cli_exits_9_naming_the_fix_when_the_dask_scheduler_is_unreachable(
     tmp_path, capsys, monkeypatch

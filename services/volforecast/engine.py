@@ -16,6 +16,7 @@ what.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import sys
@@ -142,7 +143,9 @@ class Engine:
             with contextlib.suppress(Exception):
                 self.client.cancel([f for f in futures if not f.done()], force=True)
             raise
-        except (OSError, TimeoutError) as exc:  # distributed's CommClosedError is an OSError
+        # distributed's CommClosedError is an OSError; a lost scheduler cancels every pending
+        # future (FutureCancelledError, a concurrent.futures.CancelledError).
+        except (OSError, TimeoutError, concurrent.futures.CancelledError) as exc:
             raise ClusterError(
                 f"lost the connection to the Dask cluster after {ticker.finished} of {total} "
                 f"pieces ({exc}). Fix: check the scheduler and its workers, then run again "
