@@ -299,8 +299,31 @@ class _CancelledFuture:
 
 
 class _LostClient:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
     def submit(self, _func: object, *_args: object, key: str, pure: bool) -> _CancelledFuture:
+        self.keys.append(key)
         return _CancelledFuture(key)
+
+
+def test_engine_gives_dask_one_key_prefix_per_kind_of_piece_not_per_piece(monkeypatch):
+    """Dask sums each worker's load over key prefixes on every transition: a prefix per
+    piece made that quadratic in the number of pieces."""
+    import distributed
+    from dask.utils import key_split
+
+    from volforecast.engine import Piece
+    from volforecast.errors import ClusterError
+
+    monkeypatch.setattr(distributed, "as_completed", lambda futures: iter(futures))
+    client = _LostClient()
+    pieces = [Piece(f"SPY h=5 refit {k}/3 {m}", _square, (k,), m) for k in (1, 2, 3)
+              for m in ("ensemble", "har_rv")]  # fmt: skip
+    with pytest.raises(ClusterError):
+        Engine(client).run(pieces, "evaluate", lambda _m: None)  # type: ignore[arg-type]
+    assert [key_split(k) for k in client.keys] == ["ensemble", "har_rv"] * 3
+    assert len(set(client.keys)) == 6
 
 
 def test_engine_raises_cluster_error_naming_the_fix_when_the_scheduler_connection_is_lost(

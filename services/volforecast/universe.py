@@ -115,11 +115,11 @@ def run_universe(
     for symbol in symbols:
         one = engine.task_settings(settings.for_symbol(symbol))
         if command == "train":
-            pieces.append(Piece(f"train {symbol}", train_symbol, (one,)))
+            pieces.append(Piece(f"train {symbol}", train_symbol, (one,), "train"))
         elif command == "monitor":
-            pieces.append(Piece(f"monitor {symbol}", monitor_symbol, (one,)))
+            pieces.append(Piece(f"monitor {symbol}", monitor_symbol, (one,), "monitor"))
         else:
-            pieces.append(Piece(f"predict {symbol}", predict_symbol, (one, requested)))
+            pieces.append(Piece(f"predict {symbol}", predict_symbol, (one, requested), "predict"))
     outcomes = engine.run(pieces, command, progress)
     rows = [_row(symbol, outcome) for symbol, outcome in zip(symbols, outcomes, strict=True)]
     summary = UniverseSummary(command=command, created_at=now.isoformat(), symbols=rows)

@@ -245,7 +245,8 @@ def run_walks(
         for k, block in enumerate(walk.blocks):
             for model in walk.models:
                 label = f"{walk.name} refit {k + 1}/{len(walk.blocks)} {model.name}"
-                pieces.append(Piece(label, forecast_block, (model, data, returns, block)))
+                piece = Piece(label, forecast_block, (model, data, returns, block), model.name)
+                pieces.append(piece)
                 owners.append((w, model.name, k))
     outcomes = engine.run(pieces, what, progress)
     per_walk: list[dict[str, list[Any]]] = [

@@ -103,7 +103,7 @@ def run_replay(
     shared = engine.share(market)
     pieces = [
         Piece(f"period {c.index + 1}/{len(chunks)} from {c.days[0]}", replay_period,
-              (task_settings, shared, c, None, on_day))
+              (task_settings, shared, c, None, on_day), "replay")
         for c in chunks[:-1]
     ]  # fmt: skip
     outcomes = engine.run(pieces, "replay", progress)
