@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from volforecast import policy
+from volforecast.drift import Cusum
 from volforecast.policy import recommendation_reason
+from volforecast.schemas import Retraining
 
 
 def test_recommendation_reason_names_drift_when_b_wins_but_drift_blocks_the_switch():
@@ -89,3 +91,36 @@ def test_retraining_rules_at_and_around_thresholds(drift_pct, win_rate, previous
     assert advice.action == action
     assert advice.consider_switching_to_b is switch
     assert bool(advice.reasons) == (action != "none" or switch)
+
+
+def _spec(action: str = "retrain_now") -> Retraining:
+    return Retraining(action=action, consider_switching_to_b=False, reasons=["drift 29.2% ..."])
+
+
+def test_advice_is_none_and_keeps_the_spec_rule_beside_it_when_no_proven_signal_fires():
+    out = policy.advice(_spec(), set_age_days=0, max_set_age_days=10, lineage_changed=False,
+                        cusum=Cusum(0.0, 0.4, 30))  # fmt: skip
+    assert out.action == "none"
+    assert out.spec_rule is not None and out.spec_rule.action == "retrain_now"
+    assert "no proven signal fired" in out.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("age", "lineage", "page", "fired"),
+    [
+        (11, False, Cusum(0.0, 0.4, 30), "scheduled retraining has stopped"),
+        (10, True, Cusum(0.0, 0.4, 30), "not what the set was fitted on"),
+        (10, None, Cusum(0.5, 0.4, 30), "Page's test"),
+    ],
+)
+def test_advice_is_retrain_now_when_one_proven_signal_fires(age, lineage, page, fired):
+    out = policy.advice(_spec("none"), set_age_days=age, max_set_age_days=10,
+                        lineage_changed=lineage, cusum=page)  # fmt: skip
+    assert out.action == "retrain_now"
+    assert [r for r in out.reasons if fired in r]
+
+
+def test_advice_is_none_when_the_set_is_exactly_its_maximum_age():
+    out = policy.advice(_spec("none"), set_age_days=10, max_set_age_days=10,
+                        lineage_changed=None, cusum=None)  # fmt: skip
+    assert out.action == "none" and out.set_age_days == 10

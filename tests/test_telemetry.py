@@ -241,6 +241,11 @@ def test_alert_rules_use_only_metrics_that_train_and_monitor_write(project: Path
     assert used and used <= written
     assert any("drift_pct > 10" in e for e in exprs)
     assert any("monitor_last_success_timestamp_seconds > 2 * 86400" in e for e in exprs)
+    severity = {r["alert"]: r["labels"]["severity"] for g in rules["groups"] for r in g["rules"]}
+    # Paging follows the proven signals; the spec's drift rule is informational only.
+    assert severity["VolforecastRetrainAdvised"] == "warning"
+    assert severity["VolforecastSetTooOld"] == "critical"
+    assert severity["VolforecastSpecDriftRule"] == "info"
 
 
 def test_monitor_keeps_exit_0_and_warns_when_the_metrics_file_fails_after_the_run(

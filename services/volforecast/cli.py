@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--fail-on-retrain",
                 "--metrics-file",
                 "--max-data-age",
+                "--accept-data-through",
+                "--max-set-age",
             ],
         ),
     )
@@ -221,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay_flags = ["--source", "--data-dir", "--models-dir", "--symbol", "--implied-vol", "--start",
                     "--end", "--replay-start", "--train-every", "--no-retrain-on-advice", "--horizon",
                     "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level",
-                    "--bad-rows"]  # fmt: skip
+                    "--bad-rows", "--inject", "--inject-other", "--max-set-age"]  # fmt: skip
     replay.set_defaults(
         handler=_handler("replay"), settings_fields=_add_settings(replay, replay_flags)
     )
@@ -238,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     select_flags = ["--source", "--data-dir", "--models-dir", "--dev-start", "--dev-eval-start",
                     "--eval-start", "--refit-every", "--symbols", "--implied-vol", "--horizons",
                     "--seed", "--threads", "--workers", "--scheduler", "--output", "--log-level",
-                    "--bad-rows"]  # fmt: skip
+                    "--bad-rows", "--inject", "--inject-other", "--max-set-age"]  # fmt: skip
     select.set_defaults(
         handler=_handler("select"), settings_fields=_add_settings(select, select_flags)
     )

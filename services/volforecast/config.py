@@ -51,6 +51,8 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--max-data-age": ("max_data_age", {"type": int, "metavar": "DAYS"}),
     "--bad-rows": ("bad_rows", {"choices": ["repair", "fail"]}),
     "--allow-stale-data": ("allow_stale_data", {"action": "store_true"}),
+    "--accept-data-through": ("accept_data_through", {"metavar": "YYYY-MM-DD"}),
+    "--max-set-age": ("max_set_age", {"type": int, "metavar": "DAYS"}),
     "--eval-start": ("eval_start", {"metavar": "YYYY-MM-DD"}),
     "--refit-every": ("refit_every", {"type": int, "metavar": "DAYS"}),
     "--output": ("output_dir", {"metavar": "DIR"}),
@@ -65,6 +67,8 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--replay-start": ("replay_start", {"metavar": "YYYY-MM-DD"}),
     "--train-every": ("train_every", {"type": int, "metavar": "DAYS"}),
     "--no-retrain-on-advice": ("retrain_on_advice", {"action": "store_const", "const": False}),
+    "--inject": ("inject", {"metavar": "KIND@DAY,..|every:N"}),
+    "--inject-other": ("inject_other", {"metavar": "SYMBOL"}),
     "--metrics-file": ("metrics_file", {"metavar": "FILE"}),
     "--candidate": ("candidate", {"metavar": "NAME"}),
     "--dev-start": ("dev_start", {"metavar": "YYYY-MM-DD"}),
@@ -186,6 +190,18 @@ class Settings(BaseSettings):
         description="monitor/predict: when the download fails, run on the cache if its last "
         "row is at most this many weekdays old (exit 12), else exit 3.",
     )
+    accept_data_through: dt.date | None = Field(
+        None,
+        description="monitor: the bars up to this day are confirmed real (a stock's real "
+        "crash), so the feed check (exit 13) skips them.",
+    )
+    max_set_age: int = Field(
+        10,
+        ge=1,
+        le=260,
+        description="monitor: advise retraining when the live set's data ends more than this "
+        "many trading days before the newest bar (the weekly schedule keeps it under 5).",
+    )
     bad_rows: Literal["repair", "fail"] = Field(
         "repair",
         description="a bad intraday tick (an open, high or low more than 3 times away from "
@@ -227,6 +243,17 @@ class Settings(BaseSettings):
     )
     train_every: int = Field(
         5, ge=1, le=260, description="replay: trading days between scheduled trainings (5: weekly)."
+    )
+    inject: str | None = Field(
+        None,
+        description="replay: faults to inject after the clean replay, KIND@YYYY-MM-DD,... or "
+        "every:N (N days per kind, spread over the replay); kinds in "
+        "services/monitor/README.md.",
+    )
+    inject_other: str = Field(
+        "TLT",
+        pattern=r"^[A-Z][A-Z0-9.\-]{0,9}$",
+        description="replay: the series a wrong_set injection's set is trained on.",
     )
     retrain_on_advice: bool = Field(
         True,

@@ -30,6 +30,13 @@ class DataError(VolforecastError):
     exit_code = 3
 
 
+class DataFaultError(DataError):
+    """The feed's new bars show a fault a model must not be scored on (frozen bars, a jump no
+    market makes): reported as a data fault, before any scoring."""
+
+    exit_code = 13
+
+
 class ArtifactsMissingError(VolforecastError):
     """A file the command needs is not in the models directory (train has not run)."""
 

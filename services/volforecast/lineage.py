@@ -66,6 +66,26 @@ def data_digest(frame: pd.DataFrame, symbol: str, implied_vol: str) -> dict[str,
     return out
 
 
+def history_digest(frame: pd.DataFrame) -> str:
+    """SHA-256 of the underlying's close and the implied volatility over ``frame``'s rows, as
+    canonical CSV text. Unlike ``data_digest`` it leaves out the adjusted close, which a
+    source revises at every dividend: the monitor compares it with the same period of today's
+    feed, and a difference means the set was fitted on other data than the feed now shows (the
+    wrong series, a split since, a revised history).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"spy_close": [1.0], "vix_close": [20.0]},
+    ...                  index=pd.DatetimeIndex(["2020-01-02"]))
+    >>> history_digest(f)[:12]
+    'b52545b02f9b'
+    """
+    part = frame.loc[:, ["spy_close", "vix_close"]]
+    part.index = pd.DatetimeIndex(part.index).strftime("%Y-%m-%d")
+    text = part.to_csv(float_format="%.10g", lineterminator="\n")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _major(version: str) -> str:
     return version.split(".", 1)[0]
 

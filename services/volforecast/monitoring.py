@@ -13,17 +13,21 @@ from typing import Any
 
 import pandas as pd
 
-from volforecast import backtests, drift, policy
+from volforecast import backtests, drift, lineage, policy
 from volforecast.calibration import ewma_volatility, forward_returns, stored_calibration
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import FloatArray, Progress, predict_artifact
 from volforecast.errors import NoNewDataError
+from volforecast.faults import check_feed
 from volforecast.features import TARGET, build_dataset, labeled, log_returns
 from volforecast.schemas import ModelSummary, MonitoringRecord, RiskCheck, TestWindow, VarCheck
-from volforecast.store import MONITORING_HISTORY, ModelsDirectory
+from volforecast.store import MONITORING_HISTORY, CurrentModels, ModelsDirectory
 
 log = logging.getLogger(__name__)
+
+# The naive forecast Page's test measures Model A against: the last 5 days' realized volatility.
+NAIVE_FEATURE = "spy_rv_5d"
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,62 @@ def risk_check(
     )
 
 
+def set_data_end(current: CurrentModels) -> pd.Timestamp:
+    """The live set's last bar of data (its test window's end in files that predate it)."""
+    return pd.Timestamp(current.dual.data_end or current.dual.model_b.test_date_end)
+
+
+def feed_checked_through(
+    models: ModelsDirectory, current: CurrentModels, settings: Settings
+) -> pd.Timestamp:
+    """The last bar the feed check has already passed: the live set's data end, the data end
+    of the latest monitoring run on it, or ``--accept-data-through``, whichever is latest."""
+    marks = [set_data_end(current)]
+    history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
+    ends = [
+        r.data_end
+        for r in history
+        if r.models_run_id == current.run_id
+        and r.data_end is not None
+        and (settings.as_of is None or r.monitoring_date <= settings.as_of)
+    ]
+    if ends:
+        marks.append(pd.Timestamp(ends[-1]))
+    if settings.accept_data_through is not None:
+        marks.append(pd.Timestamp(settings.accept_data_through))
+    return max(marks)
+
+
+def proven_signals(
+    current: CurrentModels,
+    market: MarketData,
+    data: pd.DataFrame,
+    fresh: pd.DataFrame,
+    forecast: FloatArray,
+) -> dict[str, Any]:
+    """The signals our advice follows (``policy.advice``): the live set's age in trading
+    days, whether the feed's history over its training period changed, and Page's test of
+    Model A's loss against the naive forecast's on the new rows (standardized by the same gap
+    on Model A's validation rows)."""
+    data_end = set_data_end(current)
+    frame = market.frame
+    age = int((frame.index > data_end).sum())
+    lineage_changed = None
+    a_start = pd.Timestamp(current.dual.model_a.training_date_start)
+    if current.record.history_digest is not None and len(frame) and frame.index[0] <= a_start:
+        seen = lineage.history_digest(frame.loc[a_start:data_end])
+        lineage_changed = seen != current.record.history_digest
+    cols = list(current.model_a["feature_cols"])
+    validation = current.validation_rows(data)
+    reference = drift.loss_gap(
+        validation[TARGET], predict_artifact(current.model_a, validation[cols]),
+        validation[NAIVE_FEATURE],
+    )  # fmt: skip
+    gap = drift.loss_gap(fresh[TARGET], forecast, fresh[NAIVE_FEATURE])
+    page = drift.cusum(gap, reference, block=current.dual.horizon)
+    return {"set_age_days": age, "lineage_changed": lineage_changed, "cusum": page}
+
+
 def run_monitor(
     settings: Settings,
     progress: Progress,
@@ -118,6 +178,7 @@ def run_monitor(
     if market is None:
         market = load_market_data(settings, downloader=downloader, now=now)
         check_freshness(market, settings, now.date(), "monitor")
+    check_feed(market.frame, feed_checked_through(models, current, settings), market.source)
     data = labeled(build_dataset(market.frame, dual.horizon))
     fresh = current.new_rows(data)
     if fresh.empty:
@@ -148,15 +209,26 @@ def run_monitor(
     rmse_drift = drift.drift(comp.model_a_rmse, current.validation.validation_rmse)
     reference = current.training_rows(data)[cols]
     features = drift.feature_drift(reference, fresh[cols])
+    validation = current.validation_rows(data)
+    resid = drift.residual_drift(
+        fresh[TARGET], pred_a, validation[TARGET],
+        predict_artifact(current.model_a, validation[cols]),
+    )  # fmt: skip
+    if resid is not None:
+        features = features.model_copy(
+            update={"residual_ks_statistic": resid[0], "residual_ks_pvalue": resid[1]}
+        )
     if features.skipped:
         log.warning("feature drift not computed: %s", features.skipped)
+    signals = proven_signals(current, market, data, fresh, pred_a)
     with models.lock(settings.lock_timeout, purpose="monitor"):
         models.recover(settings.archive_keep)
         # Read under the lock: the consecutive-run rules need every earlier run.
         history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
-        advice = policy.retraining(
+        spec = policy.retraining(
             rmse_drift.model_a_drift_pct, comp.model_b_win_rate, _past_runs(history, dual.run_id)
         )
+        advice = policy.advice(spec, max_set_age_days=settings.max_set_age, **signals)
         record = MonitoringRecord(
             timestamp=now.isoformat(),
             monitoring_date=settings.as_of or now.date(),
@@ -187,6 +259,7 @@ def run_monitor(
             live_since=deployed.timestamp if deployed else None,
             deployed_by=deployed.action if deployed else None,
             risk=risk,
+            data_end=market.last_date,
         )
         models.assert_lock_held()
         models.append_history(MONITORING_HISTORY, record)

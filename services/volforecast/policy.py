@@ -11,8 +11,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from volforecast.schemas import Retraining
+from volforecast.schemas import Retraining, SpecRule
+
+if TYPE_CHECKING:
+    from volforecast.drift import Cusum
+
+# Page's test's false-alarm probability per run (volforecast.drift.CUSUM_ALPHA).
+CUSUM_ALPHA = 0.005
 
 USE_A = "USE MODEL A (90%)"
 USE_B = "USE MODEL B (ALL-30)"
@@ -102,3 +109,64 @@ def retraining(
             f"{CONSECUTIVE_RUNS} runs: consider switching to Model B"
         )
     return Retraining(action=action, consider_switching_to_b=switch, reasons=reasons)
+
+
+def spec_rule(advice: Retraining) -> SpecRule:
+    """The spec's rule's verdict (``retraining``), as kept beside ours."""
+    return SpecRule(action=advice.action, reasons=list(advice.reasons))
+
+
+def advice(
+    spec: Retraining,
+    *,
+    set_age_days: int,
+    max_set_age_days: int,
+    lineage_changed: bool | None,
+    cusum: Cusum | None,
+) -> Retraining:
+    """Our retraining advice: "retrain now" only on the signals the replay proves (the live
+    set is older than the schedule allows, it was fitted on other data than the feed shows,
+    or Page's test finds Model A losing to the naive forecast); the spec's drift rule is kept
+    beside it (``spec_rule``) for what it is (services/monitor/README.md)."""
+    reasons = []
+    if set_age_days > max_set_age_days:
+        reasons.append(
+            f"the live set's data ends {set_age_days} trading days before the newest bar (more "
+            f"than {max_set_age_days}): scheduled retraining has stopped; retrain now"
+        )
+    if lineage_changed:
+        reasons.append(
+            "the feed's history over the set's training period is not what the set was fitted "
+            "on (another series, a split or a revision since): retrain now"
+        )
+    if cusum is not None and cusum.alarm:
+        reasons.append(
+            f"Page's test: Model A is losing to the naive forecast on the new rows (CUSUM "
+            f"{cusum.statistic:.2f} above {cusum.threshold:.2f}, a {CUSUM_ALPHA:.1%} false-alarm "
+            "threshold): retrain now"
+        )
+    action = "retrain_now" if reasons else "none"
+    if not reasons:
+        reasons.append(
+            f"no proven signal fired: set age {set_age_days} of at most {max_set_age_days} "
+            "trading days"
+            + (
+                ""
+                if cusum is None
+                else f", CUSUM {cusum.statistic:.2f} below {cusum.threshold:.2f}"
+            )
+            + ("" if lineage_changed is None else ", training history unchanged")
+        )
+    if spec.consider_switching_to_b:
+        reasons += [r for r in spec.reasons if "consider switching" in r]
+    return Retraining(
+        action=action,
+        consider_switching_to_b=spec.consider_switching_to_b,
+        reasons=reasons,
+        spec_rule=spec_rule(spec),
+        set_age_days=set_age_days,
+        max_set_age_days=max_set_age_days,
+        lineage_changed=lineage_changed,
+        cusum=None if cusum is None else cusum.statistic,
+        cusum_threshold=None if cusum is None else cusum.threshold,
+    )

@@ -39,9 +39,16 @@ from volforecast import __version__, drift, policy
 from volforecast.config import Settings
 from volforecast.data import MarketData
 from volforecast.ensemble import Progress, predict_artifact
-from volforecast.errors import DataError, NoNewDataError
+from volforecast.errors import (
+    ConfigError,
+    DataError,
+    DataFaultError,
+    NoNewDataError,
+    VolforecastError,
+)
 from volforecast.features import TARGET, build_dataset, labeled
 from volforecast.forecasting import run_predict
+from volforecast.injection import Injection, inject
 from volforecast.metrics import qlike, qlike_loss, rmse
 from volforecast.monitoring import run_monitor
 from volforecast.schemas import (
@@ -67,6 +74,19 @@ SPEC_SIGNAL = "rmse_drift"
 SCALE_FREE_SIGNAL = "relative_qlike_drift"
 # The naive forecast of the scale-free signal: realized volatility of the last 5 days.
 NAIVE_FEATURE = "spy_rv_5d"
+# The signals whose alarms the replay counts (``fired``), and the data-fault exit.
+SIGNALS = ("advice", "spec_rule", "relative_qlike", "feature_drift", "residual_drift",
+           "set_age", "lineage", "cusum", "risk", "data_fault", "refused")  # fmt: skip
+# Residual drift alarms when the KS test rejects at 1%.
+RESIDUAL_DRIFT_ALARM = 0.01
+# Feature drift alarms when at least half of the 20 features are flagged.
+FEATURE_DRIFT_ALARM = 10
+# The risk check alarms when the new rows reject a VaR's exceedance rate at 1%.
+RISK_KUPIEC_ALARM = 0.01
+# An injected fault is watched this many trading days; the loop starts this many before it
+# with a scheduled training.
+INJECTION_WINDOW = 15
+INJECTION_LEAD = 5
 # An alarm is judged by the published forecasts of the next this many trading days.
 ALARM_WINDOW_DAYS = 20
 # Times of day (UTC) the replay stamps its runs with: train, monitor, advised train, predict.
@@ -155,6 +175,7 @@ def replay_period(
                 scheduled = cache.current()
                 trained = True
             monitoring: MonitoringRecord | None = None
+            data_fault = False
             try:
                 monitoring = run_monitor(
                     day_settings, quiet, now=_at(day, MONITOR_AT), market=upto
@@ -162,9 +183,13 @@ def replay_period(
                 result.monitoring.append(monitoring)
             except NoNewDataError as exc:
                 log.warning("%s: no monitoring: %s", day, exc)
+            except DataFaultError as exc:  # what cron would see as exit 13
+                log.warning("%s: data fault: %s", day, exc)
+                data_fault = True
             # The day's features, built once for the signals and the policies' forecasts.
             dataset = build_dataset(upto.frame, settings.horizon)
             row = _signals(monitoring, cache.current(), cache, labeled(dataset))
+            row["data_fault"] = data_fault
             if (
                 monitoring is not None
                 and settings.retrain_on_advice
@@ -230,6 +255,31 @@ def _signals(
         SCALE_FREE_SIGNAL: scale_free,
         "advice": monitoring.retraining.action,
         "model_b_win_rate": monitoring.comparison.model_b_win_rate,
+        **{f"fired_{k}": v for k, v in fired(monitoring, scale_free).items()},
+    }
+
+
+def fired(record: MonitoringRecord, scale_free: float) -> dict[str, bool]:
+    """Which signals alarmed in one monitoring run (``SIGNALS``; ``data_fault`` is the run
+    itself failing, exit 13)."""
+    r = record.retraining
+    risk = record.risk
+    spec = r.spec_rule.action if r.spec_rule is not None else r.action
+    return {
+        "advice": r.action == "retrain_now",
+        "spec_rule": spec == "retrain_now",
+        "relative_qlike": bool(np.isfinite(scale_free) and scale_free > policy.DRIFT_RETRAIN_PCT),
+        "feature_drift": record.feature_drift.n_drifted >= FEATURE_DRIFT_ALARM,
+        "residual_drift": record.feature_drift.residual_ks_pvalue is not None
+        and record.feature_drift.residual_ks_pvalue < RESIDUAL_DRIFT_ALARM,
+        "set_age": r.set_age_days is not None
+        and r.max_set_age_days is not None
+        and r.set_age_days > r.max_set_age_days,
+        "lineage": bool(r.lineage_changed),
+        "cusum": r.cusum is not None
+        and r.cusum_threshold is not None
+        and r.cusum > r.cusum_threshold,
+        "risk": risk is not None and min(v.kupiec_p for v in risk.var.values()) < RISK_KUPIEC_ALARM,
     }
 
 
@@ -341,3 +391,80 @@ def score_replay(
         volforecast_version=__version__,
         duration_seconds=round(duration, 1),
     )
+
+
+def signal_rates(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per signal, the days it alarmed on the replay and that number per year (252 days):
+    on a clean replay, its false alarms."""
+    years = len(table) / 252.0
+    out = {}
+    for name in SIGNALS:
+        column = "data_fault" if name == "data_fault" else f"fired_{name}"
+        if column not in table:
+            continue
+        days = int(table[column].fillna(False).astype(bool).sum())
+        out[name] = {"days": float(days), "per_year": days / years if years else 0.0}
+    return out
+
+
+def replay_injection(
+    settings: Settings,
+    market: MarketData,
+    injection: Injection,
+    other: MarketData | None = None,
+) -> dict[str, int | None]:
+    """The loop around one injected fault (a Dask task): a scheduled training
+    ``INJECTION_LEAD`` trading days before it, then every day a monitoring run (and a
+    scheduled training every ``--train-every`` days, unless the fault stopped them) until
+    ``INJECTION_WINDOW`` days after it. Returns, per signal (``SIGNALS``), the trading days
+    from the fault's first day to the first monitoring run on which it alarmed (0: the same
+    day), or None when it never did. ``other``: the series a ``wrong_set`` is trained on."""
+    all_days = [d.date() for d in market.frame.index]
+    first = next((i for i, d in enumerate(all_days) if d >= injection.start), len(all_days))
+    if first < INJECTION_LEAD or first + INJECTION_WINDOW >= len(all_days):
+        raise ConfigError(
+            f"--inject {injection.name}: needs {INJECTION_LEAD} trading days of data before "
+            f"the day and {INJECTION_WINDOW} after it ({market.first_date}..{market.last_date})."
+        )
+    days = all_days[first - INJECTION_LEAD : first + INJECTION_WINDOW + 1]
+    seen = inject(market, injection)
+    scratch = Path(tempfile.mkdtemp(prefix=f"volf-inject-{injection.kind}-"))
+    quiet: Progress = lambda _m: None  # noqa: E731 - the engine reports progress per piece
+    delays: dict[str, int | None] = dict.fromkeys(SIGNALS)
+    try:
+        base = settings.model_copy(update={"models_dir": scratch})
+        for k, day in enumerate(days):
+            day_settings = base.model_copy(update={"as_of": day})
+            view = seen.until(day)
+            faulty = day >= injection.start
+            model_fault = injection.kind in ("stopped", "wrong_set") and faulty
+            alarms: set[str] = set()
+            if k % settings.train_every == 0 and not model_fault:
+                try:
+                    run_train(day_settings, quiet, now=_at(day, TRAIN_AT), market=view)
+                except DataFaultError:  # the scheduled training refused the feed (exit 13)
+                    alarms.add("data_fault")
+            if injection.kind == "wrong_set" and k == INJECTION_LEAD:
+                if other is None:
+                    raise ConfigError("--inject wrong_set needs the other series' data")
+                run_train(
+                    day_settings, quiet, now=_at(day, RETRAIN_AT),
+                    market=other.until(days[k - 1]),
+                )  # fmt: skip
+            try:
+                record = run_monitor(day_settings, quiet, now=_at(day, MONITOR_AT), market=view)
+            except DataFaultError:
+                alarms.add("data_fault")
+            except NoNewDataError:
+                pass
+            except VolforecastError:  # the set was refused (another symbol, a bad file)
+                alarms.add("refused")
+            else:
+                alarms |= {name for name, on in fired(record.record, np.nan).items() if on}
+            if faulty:
+                for name in alarms:
+                    if delays.get(name) is None:
+                        delays[name] = k - INJECTION_LEAD
+        return delays
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -99,6 +99,12 @@ def monitoring_summary(record: MonitoringRecord) -> str:
         f"Retraining: {record.retraining.action}"
         + "".join(f"\n  - {reason}" for reason in record.retraining.reasons),
     ]
+    spec = record.retraining.spec_rule
+    if spec is not None:
+        rows.append(
+            f"Spec's drift rule (not followed; services/monitor/README.md): {spec.action}"
+            + "".join(f"\n  - {reason}" for reason in spec.reasons)
+        )
     return "\n".join(rows)
 
 

@@ -74,6 +74,10 @@ def train_registry(
     return registry_of({symbol: train_metrics(record, duration_seconds, finished_at)})
 
 
+def _or_nan(value: float | bool | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def risk_metrics(record: MonitoringRecord) -> list[Metric]:
     """Model A's interval coverage and VaR exceedances on the new rows (none without them)."""
     if record.risk is None:
@@ -114,8 +118,21 @@ def monitor_metrics(
          record.comparison.model_b_win_rate),
         ("monitor_recommendation", "1 for the recommended model, 0 for the other",
          {"a": 1.0 - b_recommended, "b": b_recommended}),
-        ("monitor_retrain_advice", "Retraining advice: 0 none, 1 plan, 2 retrain now",
+        ("monitor_retrain_advice", "Retraining advice (the proven signals): 0 none, 2 retrain now",
          RETRAIN_ACTIONS[record.retraining.action]),
+        ("monitor_spec_rule_advice", "The spec's drift rule: 0 none, 1 plan, 2 retrain now",
+         RETRAIN_ACTIONS[record.retraining.spec_rule.action]
+         if record.retraining.spec_rule is not None else float("nan")),
+        ("monitor_set_age_days", "Trading days of data after the live set's data end",
+         _or_nan(record.retraining.set_age_days)),
+        ("monitor_max_set_age_days", "The set age above which retraining is advised",
+         _or_nan(record.retraining.max_set_age_days)),
+        ("monitor_lineage_changed", "1 when the feed's history differs from the set's training data",
+         _or_nan(record.retraining.lineage_changed)),
+        ("monitor_cusum", "Page's CUSUM of Model A's loss against the naive forecast",
+         _or_nan(record.retraining.cusum)),
+        ("monitor_cusum_threshold", "Its threshold (0.5% false alarms per run by design)",
+         _or_nan(record.retraining.cusum_threshold)),
         ("monitor_consider_switching_to_b", "1 when Model B won >= 75% in the last 3 runs",
          float(record.retraining.consider_switching_to_b)),
         ("monitor_rows_scored", "Labeled rows both models were scored on",

@@ -23,6 +23,7 @@ from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import Progress, StackedEnsemble
 from volforecast.errors import DataError
+from volforecast.faults import check_feed
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.metrics import Scores, score
 from volforecast.schemas import (
@@ -238,6 +239,9 @@ def train_models(
         library_versions=lineage.library_versions(),
         data_stale=market.stale,
         repaired_rows=list(market.repaired),
+        history_digest=lineage.history_digest(
+            market.frame.loc[pd.Timestamp(a_info.training_date_start) :]
+        ),
         **both,
         **run,
         **source,
@@ -246,6 +250,18 @@ def train_models(
     blobs[DUAL_FILE] = dual.model_dump_json(indent=2).encode()
     result = TrainingResult(run_id, record, validation, dual, fit_a, fit_b)
     return result, blobs
+
+
+def check_new_bars(market: MarketData, live_end: dt.date | None, settings: Settings) -> None:
+    """Refuse (DataFaultError, exit 13) to fit on a feed whose bars since the live set's data
+    end show a fault (``faults``): a set fitted on a frozen or mis-scaled feed would pass the
+    monitor's check, which starts after the set's data. No live set: nothing to compare with."""
+    if live_end is None:
+        return
+    marks = [pd.Timestamp(live_end)]
+    if settings.accept_data_through is not None:
+        marks.append(pd.Timestamp(settings.accept_data_through))
+    check_feed(market.frame, max(marks), market.source)
 
 
 def run_train(
@@ -295,6 +311,7 @@ def run_train(
             check_freshness(market, settings, now.date(), "train")
         for note in market.notes:
             progress(note)
+        check_new_bars(market, models.live_data_end(), settings)
         result, blobs = train_models(market, settings, run_id, now, progress)
         progress(f"writing the model set to {models.root}")
         models.commit(run_id, blobs, result.record, keep=settings.archive_keep)

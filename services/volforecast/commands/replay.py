@@ -14,6 +14,7 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from volforecast import policy
@@ -24,28 +25,34 @@ from volforecast.engine import Engine, Piece, run_on_engine
 from volforecast.ensemble import Progress
 from volforecast.errors import ConfigError, DataError
 from volforecast.features import build_dataset, labeled
+from volforecast.injection import KINDS, Injection, parse_injections
 from volforecast.metrics import qlike_loss
 from volforecast.plots import cumulative_loss_difference, signals_over_time
 from volforecast.replaying import (
     ALWAYS_A,
     FOLLOW,
+    INJECTION_LEAD,
+    INJECTION_WINDOW,
     SCALE_FREE_SIGNAL,
     SCHEDULED,
+    SIGNALS,
     SPEC_SIGNAL,
     DayHook,
     periods,
     realized_targets,
+    replay_injection,
     replay_period,
     score_replay,
+    signal_rates,
 )
-from volforecast.schemas import ReplayReport
+from volforecast.schemas import Detection, InjectionOutcome, ReplayReport, SignalRate
 from volforecast.splits import MIN_LABELED_ROWS
 from volforecast.store import (
     MONITORING_HISTORY,
     TRAINING_HISTORY,
     ModelsDirectory,
 )
-from volforecast.summaries import wrote
+from volforecast.summaries import markdown_header, wrote
 
 REPLAY_JSON = "replay.json"
 REPLAY_MD = "replay.md"
@@ -127,6 +134,18 @@ def run_replay(
     table.index = pd.DatetimeIndex(table.index)
     table.insert(0, "realized", realized_targets(market, settings.horizon).reindex(table.index))
     report = score_replay(table, settings, market.source, now, time.monotonic() - started)
+    report.signals = {k: SignalRate(days=int(v["days"]), per_year=v["per_year"])
+                      for k, v in signal_rates(table).items()}  # fmt: skip
+    if settings.inject:
+        wanted = injections_of(settings.inject, days)
+        other = None
+        if any(i.kind == "wrong_set" for i in wanted):
+            other = load_market_data(settings.for_symbol(settings.inject_other), downloader=downloader,
+                                     today=now.date())  # fmt: skip
+        report.injections = run_injections(task_settings, engine.share(market), wanted, other,
+                                           engine, progress)  # fmt: skip
+        report.detection = detection_table(report.injections)
+        report.duration_seconds = round(time.monotonic() - started, 1)
     files = {
         REPLAY_JSON: report.model_dump_json(indent=2).encode(),
         REPLAY_MD: replay_markdown(report).encode(),
@@ -135,6 +154,65 @@ def run_replay(
     }
     progress(f"writing the replay report to {output}")
     return report, write_outputs(output, files)
+
+
+def injections_of(text: str, days: list[dt.date]) -> list[Injection]:
+    """``--inject``: the listed faults, or with ``every:N`` N days per kind spread evenly
+    over the replayed days (each with room for its window)."""
+    if not text.startswith("every:"):
+        return parse_injections(text)
+    try:
+        n = int(text.split(":", 1)[1])
+    except ValueError:
+        raise ConfigError(
+            f"--inject {text!r}: every:N needs a whole number, e.g. every:20"
+        ) from None
+    lo, hi = INJECTION_LEAD, len(days) - INJECTION_WINDOW - 1
+    if n < 1 or hi - lo < n:
+        raise ConfigError(
+            f"--inject {text!r}: N must be between 1 and {max(hi - lo, 0)} for "
+            f"{len(days)} replayed days. Fix: a smaller N or a longer replay."
+        )
+    picks = [days[lo + (hi - lo) * (2 * j + 1) // (2 * n)] for j in range(n)]
+    return [Injection(kind, day) for kind in KINDS for day in picks]
+
+
+def run_injections(
+    settings: Settings,
+    market: object,
+    wanted: list[Injection],
+    other: object,
+    engine: Engine,
+    progress: Progress,
+) -> list[InjectionOutcome]:
+    """Every injection as one piece of work (its own short replay, ``replay_injection``)."""
+    pieces = [Piece(f"inject {i.name}", replay_injection, (settings, market, i, other), "inject")
+              for i in wanted]  # fmt: skip
+    outcomes = engine.run(pieces, "inject", progress)
+    failed = [o for o in outcomes if o.error is not None]
+    if failed:
+        raise failed[0].error  # type: ignore[misc]
+    return [
+        InjectionOutcome(kind=i.kind, start=i.start, delays=o.value)
+        for i, o in zip(wanted, outcomes, strict=True)
+    ]
+
+
+def detection_table(outcomes: list[InjectionOutcome]) -> dict[str, dict[str, Detection]]:
+    """Per fault kind and signal: the share of injections detected and the median delay."""
+    out: dict[str, dict[str, Detection]] = {}
+    for kind in dict.fromkeys(o.kind for o in outcomes):
+        mine = [o for o in outcomes if o.kind == kind]
+        out[kind] = {}
+        for signal in SIGNALS:
+            delays = [o.delays.get(signal) for o in mine]
+            hit = [d for d in delays if d is not None]
+            out[kind][signal] = Detection(
+                injections=len(mine),
+                detected=len(hit) / len(mine),
+                median_delay_days=float(np.median(hit)) if hit else None,
+            )
+    return out
 
 
 def _plots(table: pd.DataFrame) -> dict[str, bytes]:
@@ -202,6 +280,25 @@ def replay_markdown(report: ReplayReport) -> str:
             f"{pct(a.true_alarm_rate_retrain)} | {pct(a.bad_periods_caught)} | "
             f"{pct(a.base_rate)} |"
         )
+    if report.signals:
+        lines += ["", "Days each signal alarmed on this replay (clean data: false alarms), per "
+                  "year of 252 trading days:", "", "| signal | days | per year |", "|---|---|---|"]  # fmt: skip
+        for name, rate in report.signals.items():
+            lines.append(f"| {name} | {rate.days} | {rate.per_year:.2f} |")
+    if report.detection:
+        signals = list(SIGNALS)
+        lines += ["", "Injected faults: share of injections detected / median delay in trading "
+                  "days (0: the first monitoring run that sees the fault):", "",
+                  *markdown_header(["fault", "injections", *signals])]  # fmt: skip
+        for kind, per in report.detection.items():
+            cells = [
+                f"{per[s].detected:.0%} / {per[s].median_delay_days:g}"
+                if per[s].median_delay_days is not None
+                else f"{per[s].detected:.0%}"
+                for s in signals
+            ]
+            n = next(iter(per.values())).injections
+            lines.append(f"| {kind} | {n} | " + " | ".join(cells) + " |")
     lines += ["", f"Model B recommended on {report.model_b_days} days."]
     if report.model_b_days_rmse:
         lines.append(

@@ -208,6 +208,11 @@ class TrainingRecord(Record):
         default_factory=list,
         description="bad ticks the bad-rows policy repaired in the data fitted on, one per row",
     )
+    history_digest: str | None = Field(
+        None,
+        description="SHA-256 of the close and implied volatility fitted on "
+        "(lineage.history_digest): monitor compares it with the feed's same period",
+    )
 
 
 # --------------------------------------------------------------------------- monitoring side
@@ -251,12 +256,37 @@ class Window(Record):
     winner: Literal["Model A", "Model B"]
 
 
+class SpecRule(Record):
+    """added: what the spec's own rule says (drift > 10%: retrain now; 5-10%: plan; three
+    rising drifts: retrain), kept beside our advice for what it is."""
+
+    action: Literal["none", "plan", "retrain_now"]
+    reasons: list[str]
+
+
 class Retraining(Record):
-    """added: the retraining advice and the rules that produced it."""
+    """added: the retraining advice and the signals behind it (services/monitor/README.md,
+    "Which alarm to trust")."""
 
     action: Literal["none", "plan", "retrain_now"]
     consider_switching_to_b: bool
     reasons: list[str]
+    spec_rule: SpecRule | None = Field(
+        None, description="the spec's drift rule; what `action` was in lines written before"
+    )
+    set_age_days: int | None = Field(
+        None, ge=0, description="trading days of data after the live set's data end"
+    )
+    max_set_age_days: int | None = None
+    lineage_changed: bool | None = Field(
+        None,
+        description="the feed's history over the set's training period differs from what the "
+        "set was fitted on; none for sets trained before it was recorded",
+    )
+    cusum: float | None = Field(
+        None, description="Page's CUSUM of Model A's loss against the naive forecast's"
+    )
+    cusum_threshold: float | None = None
 
 
 class FeatureDriftItem(Record):
@@ -277,6 +307,12 @@ class FeatureDrift(Record):
     n_drifted: int
     features: dict[str, FeatureDriftItem]
     skipped: str | None = Field(None, description="why no feature was tested, if none was")
+    residual_ks_statistic: float | None = Field(
+        None,
+        description="scale-free drift: two-sample KS of Model A's log residuals "
+        "ln(realized / forecast) on the new rows against its validation rows",
+    )
+    residual_ks_pvalue: float | None = None
 
 
 class RiskCheck(Record):
@@ -318,6 +354,9 @@ class MonitoringRecord(Served, Record):
     )
     risk: RiskCheck | None = Field(
         None, description="none for sets trained before calibration, or runs before it"
+    )
+    data_end: dt.date | None = Field(
+        None, description="the data's last bar: the next run checks the feed's bars after it"
     )
 
 

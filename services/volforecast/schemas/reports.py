@@ -336,6 +336,43 @@ class ReplayReport(Record):
     volforecast_version: str
     duration_seconds: float
     format_version: int = FORMAT_VERSION
+    signals: dict[str, SignalRate] = Field(
+        default_factory=dict,
+        description="added: per signal, the days it alarmed on this replay (on a clean replay: "
+        "its false alarms) and that per year",
+    )
+    injections: list[InjectionOutcome] = Field(
+        default_factory=list, description="added: every injected fault (--inject) and its delays"
+    )
+    detection: dict[str, dict[str, Detection]] = Field(
+        default_factory=dict,
+        description="added: fault kind -> signal -> share of its injections detected and the "
+        "median delay",
+    )
+
+
+class SignalRate(Record):
+    """How often one signal alarmed on a replay."""
+
+    days: int
+    per_year: float
+
+
+class InjectionOutcome(Record):
+    """One injected fault: per signal, trading days from its first day to the first alarm
+    (0: the same day), or none when the signal never alarmed in the window."""
+
+    kind: str
+    start: dt.date
+    delays: dict[str, int | None]
+
+
+class Detection(Record):
+    """One signal on one fault kind, over its injections."""
+
+    injections: int
+    detected: float = Field(description="share of the injections it alarmed on")
+    median_delay_days: float | None = Field(description="over the detected ones")
 
 
 # --------------------------------------------------------------------------- selection

@@ -390,6 +390,19 @@ class ModelsDirectory:
             return None
         return link.readlink().name
 
+    def live_data_end(self) -> dt.date | None:
+        """The live set's last bar of data, from its dual baseline; None when there is no
+        live set or its baseline cannot be read (train then proceeds: it is the fix)."""
+        if self.current_run_id() is None:
+            return None
+        try:
+            dual = DualModelBaseline.model_validate_json(
+                (self.root / CURRENT / DUAL_FILE).read_bytes()
+            )
+        except (OSError, ValueError):
+            return None
+        return dual.data_end or dual.model_b.test_date_end
+
     def recover(self, keep: int) -> None:
         """Finish what a killed run left (call under the lock, before any change):
 
