@@ -140,3 +140,22 @@ def test_evaluate_scores_the_distributions_of_the_ensemble_and_four_baselines(ev
     assert not [c for c in forecasts.columns if "@" in c]
     assert "Forecast distributions" in (root / "out" / "evaluation.md").read_text()
     assert "NaN" not in (root / "out" / "evaluation.json").read_text()
+
+
+@pytest.mark.slow
+def test_evaluate_adds_the_pooled_core_when_given_a_pool_universe(tmp_path):
+    spy, vix = synthetic_market(n_days=900, seed=7)
+    write_market(tmp_path / "data", spy, vix)
+    pool = tmp_path / "pool"
+    for k, name in enumerate(("aaa", "bbb")):
+        other, other_vix = synthetic_market(n_days=900, seed=20 + k)
+        write_market(pool, other, other_vix)
+        (pool / "spy_daily.csv").rename(pool / f"{name}_daily.csv")
+    (pool / "symbols.txt").write_text("AAA\nBBB  # two synthetic stocks\n")
+    out = tmp_path / "out"
+    args = cli_args(tmp_path, "evaluate", "--eval-start", spy["date"].iloc[650], "--refit-every",
+                    "100", "--pool-universe", str(pool / "symbols.txt"), "--output", str(out))  # fmt: skip
+    assert main(args) == 0
+    report = EvaluationReport.model_validate_json((out / "evaluation.json").read_text())
+    assert "har_core_pooled" in report.metrics and "har_core" in report.metrics
+    assert report.metrics["har_core_pooled"].rmse != report.metrics["har_core"].rmse

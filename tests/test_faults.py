@@ -88,3 +88,20 @@ def test_feed_faults_never_fire_on_the_real_etf_history(symbol):
     real = load_market_data(settings).frame
     assert feed_faults(real, None) == []
     assert np.isfinite(real["vix_close"]).all()
+
+
+def test_train_exits_13_rather_than_fit_a_new_set_on_a_frozen_feed(project, capsys):
+    from volforecast.cli import main
+
+    from .conftest import cli_args
+
+    path = project / "data" / "spy_daily.csv"
+    prices = pd.read_csv(path)
+    cols = ["open", "high", "low", "close", "adj_close"]
+    prices.loc[850, cols] = prices.loc[849, cols].to_numpy()  # after the live set's data
+    prices.to_csv(path, index=False)
+    live = (project / "models" / "current").readlink()
+    capsys.readouterr()
+    assert main(cli_args(project, "train")) == 13
+    assert "a frozen feed" in capsys.readouterr().err
+    assert (project / "models" / "current").readlink() == live

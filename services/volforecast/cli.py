@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--candidate",
                 "--allow-stale-data",
                 "--quantiles",
+                "--accept-data-through",
             ],
         ),
     )
@@ -205,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate_flags = ["--source", "--data-dir", "--models-dir", "--start", "--end", "--eval-start", "--threads",
                       "--refit-every", "--output", "--symbol", "--implied-vol", "--horizon", "--horizons",
-                      "--seed", "--candidate", "--log-level", "--bad-rows", "--quantiles", *UNIVERSE_FLAGS]  # fmt: skip
+                      "--seed", "--candidate", "--log-level", "--bad-rows", "--quantiles", "--pool-universe",
+                      "--pool-data-dir", *UNIVERSE_FLAGS]  # fmt: skip
     evaluate.set_defaults(
         handler=_handler("evaluate"), settings_fields=_add_settings(evaluate, evaluate_flags)
     )

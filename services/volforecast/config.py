@@ -59,6 +59,8 @@ SETTING_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--symbol": ("symbol", {"metavar": "TICKER"}),
     "--symbols": ("symbols", {"metavar": "A,B,C"}),
     "--universe-file": ("universe_file", {"metavar": "FILE"}),
+    "--pool-universe": ("pool_universe", {"metavar": "FILE"}),
+    "--pool-data-dir": ("pool_data_dir", {"metavar": "DIR"}),
     "--horizons": ("horizons", {"metavar": "H1,H2"}),
     "--quantiles": ("quantile_levels", {"metavar": "Q1,Q2"}),
     "--implied-vol": ("implied_vol", {"metavar": "SYM=IV,..."}),
@@ -120,6 +122,17 @@ class Settings(BaseSettings):
         None,
         description="A universe from a file: one ticker per line, # starts a comment "
         "(instead of --symbols).",
+    )
+    pool_universe: Path | None = Field(
+        None,
+        description="evaluate: partial pooling with the series of this universe file (csv: "
+        "their files in --pool-data-dir): adds har_core_pooled, the HAR core shrunk towards the "
+        "panel's.",
+    )
+    pool_data_dir: Path | None = Field(
+        None,
+        description="evaluate (csv): the folder of the pool's <symbol>_daily.csv files "
+        "(default: the pool file's folder).",
     )
     horizons: Annotated[list[int] | None, NoDecode] = Field(
         None,
@@ -318,24 +331,13 @@ class Settings(BaseSettings):
             )
         if self.universe_file is None:
             return self.symbols
-        try:
-            # utf-8-sig: a byte-order mark (Windows editors write one) is not part of a ticker.
-            text = self.universe_file.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"the universe file {self.universe_file} is not UTF-8 text ({exc.reason} at byte "
-                f"{exc.start}). Fix: save it as UTF-8 (one ticker per line)."
-            ) from exc
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the universe file {self.universe_file} ({exc.strerror or exc}). "
-                "Fix: check --universe-file / VOLF_UNIVERSE_FILE."
-            ) from exc
-        lines = [line.split("#", 1)[0] for line in text.splitlines()]
-        try:
-            return _tickers(",".join(line for line in lines if line.strip()))
-        except ValueError as exc:
-            raise ConfigError(f"universe file {self.universe_file}: {exc}") from exc
+        return read_ticker_file(self.universe_file, "--universe-file / VOLF_UNIVERSE_FILE")
+
+    def pool_symbols(self) -> list[str] | None:
+        """The symbols of --pool-universe (their csv files sit beside it), or None."""
+        if self.pool_universe is None:
+            return None
+        return read_ticker_file(self.pool_universe, "--pool-universe / VOLF_POOL_UNIVERSE")
 
     def for_symbol(self, symbol: str, **changes: Any) -> Settings:
         """These settings for one symbol of a universe (and any other ``changes``)."""
@@ -469,6 +471,27 @@ def _tickers(text: str) -> list[str]:
     if bad:
         raise ValueError(f"not a ticker: {', '.join(bad)} (letters, digits, '.', '-'; at most 10)")
     return list(dict.fromkeys(items))
+
+
+def read_ticker_file(path: Path, flag: str) -> list[str]:
+    """The tickers of a universe file: one per line, ``#`` starts a comment."""
+    try:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of a ticker.
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the universe file {path} is not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start}). Fix: save it as UTF-8 (one ticker per line)."
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the universe file {path} ({exc.strerror or exc}). Fix: check {flag}."
+        ) from exc
+    lines = [line.split("#", 1)[0] for line in text.splitlines()]
+    try:
+        return _tickers(",".join(line for line in lines if line.strip()))
+    except ValueError as exc:
+        raise ConfigError(f"universe file {path}: {exc}") from exc
 
 
 def build_settings(**overrides: Any) -> Settings:

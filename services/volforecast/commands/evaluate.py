@@ -27,9 +27,16 @@ from volforecast.data import Downloader, load_market_data
 from volforecast.distributions import HS_WINDOW, FilteredHS, HistoricalSimulation, one_day
 from volforecast.engine import Engine, open_engine
 from volforecast.ensemble import Progress
-from volforecast.errors import EXIT_SOME_SYMBOLS_FAILED, VolforecastError, exit_code_of
+from volforecast.errors import (
+    EXIT_SOME_SYMBOLS_FAILED,
+    DataError,
+    VolforecastError,
+    exit_code_of,
+)
+from volforecast.features import build_dataset, labeled
 from volforecast.metrics import LOSSES, qlike_excluded
 from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
+from volforecast.pooling import PoolData, PooledHARCore
 from volforecast.schemas import (
     DistributionScores,
     EvaluationReport,
@@ -202,6 +209,50 @@ class EvaluateOutcome:
     error: BaseException | None = None
 
 
+def load_pool(
+    settings: Settings, downloader: Downloader | None, today: dt.date, progress: Progress
+) -> PoolData:
+    """The ``--pool-universe`` series' labeled rows at ``settings.horizon``, cut at ``--end``
+    like the benchmarks' own data (csv: the files beside the universe file). A series that
+    cannot be loaded is left out with a warning; none at all is a DataError."""
+    assert settings.pool_universe is not None
+    symbols = settings.pool_symbols() or []
+    here = settings.pool_data_dir or settings.pool_universe.parent
+    spec = selection.ensemble_spec(settings)
+    datasets, skipped = {}, []
+    for symbol in symbols:
+        one = settings.for_symbol(
+            symbol, data_dir=here if settings.data_source.value == "csv" else settings.data_dir,
+            pool_universe=None,
+        )  # fmt: skip
+        try:
+            frame = load_market_data(one, downloader=downloader, today=today).frame
+        except VolforecastError as exc:
+            skipped.append(f"{symbol} ({exc})")
+            continue
+        datasets[symbol] = labeled(build_dataset(frame, settings.horizon))
+    for line in skipped:
+        log.warning("pool: left out %s", line)
+    if not datasets:
+        raise DataError(
+            f"--pool-universe {settings.pool_universe}: none of its {len(symbols)} series could "
+            f"be loaded from {here}. Fix: point --pool-data-dir at their <symbol>_daily.csv files."
+        )
+    progress(f"pool: {len(datasets)} of {len(symbols)} series from {here}")
+    return PoolData.from_datasets(datasets, spec.core, spec.core_logs)
+
+
+def add_pooled_core(walk: Walk, pool: PoolData) -> None:
+    """The pooled core joins the walk: one panel per refit, on the pool's rows up to that
+    refit's last training day (the benchmark's own series left out of its panel)."""
+    spec = selection.ensemble_spec(walk.settings)
+    panels = {}
+    for block in walk.blocks:
+        cut = pd.Timestamp(walk.data.index[block.train_end - 1])
+        panels[cut] = pool.panel_at(cut, exclude=walk.settings.symbol)
+    walk.models.append(PooledHARCore(panels, spec.core, spec.core_logs))
+
+
 def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -> Walk:
     """Load one benchmark's data and schedule its refits: the ensemble and every baseline,
     forecast from ``--eval-start`` to the data's end (no model is fitted)."""
@@ -310,10 +361,15 @@ def evaluate_all(
     walks: list[Walk | EvaluateOutcome] = []
     for run in runs:  # every output checked before any model is fitted
         check_output(_output(run))
+    pools: dict[int, PoolData] = {}
     for run in runs:
         settings = engine.task_settings(run)
         try:
             walk = prepare(settings, downloader, now.date())
+            if settings.pool_universe is not None:
+                if settings.horizon not in pools:
+                    pools[settings.horizon] = load_pool(settings, downloader, now.date(), progress)
+                add_pooled_core(walk, pools[settings.horizon])
         except VolforecastError as exc:
             progress(f"{settings.symbol} h={settings.horizon}: {exc}")
             walks.append(EvaluateOutcome(settings.symbol, settings.horizon, error=exc))

@@ -1,0 +1,82 @@
+"""Partial pooling (volforecast.pooling): the panel's slopes, the shrinkage weight and the
+pooled core in a walk, on seeded synthetic series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from volforecast.pooling import (
+    MIN_PANEL_ROWS,
+    PanelCore,
+    PoolData,
+    PooledHARCore,
+    pool_weight,
+    shrunk_coef,
+)
+
+
+def _series(
+    seed: int, level: float, n: int = 600
+) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """A log-variance target 0.6 x1 + 0.3 x2 + noise around the series' own ``level``."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    y = level + x @ np.array([0.6, 0.3]) + rng.normal(0, 0.1, n)
+    return pd.bdate_range("2010-01-01", periods=n), x + level / 2, y
+
+
+def _pool(levels: dict[str, float]) -> PoolData:
+    dates, design, target = {}, {}, {}
+    for k, (name, level) in enumerate(levels.items()):
+        idx, x, y = _series(k, level)
+        dates[name], design[name], target[name] = idx.to_numpy(dtype="datetime64[ns]"), x, y
+    return PoolData(dates, design, target)
+
+
+def test_panel_recovers_the_common_slopes_whatever_each_series_level():
+    panel = _pool({"A": -9.0, "B": -7.0, "C": -8.0}).panel_at(pd.Timestamp("2020-01-01"))
+    assert panel.slopes == pytest.approx([0.6, 0.3], abs=0.02)
+    assert panel.series == 3 and panel.rows == 1800
+
+
+def test_panel_reads_only_rows_up_to_the_cut_and_leaves_out_the_excluded_series():
+    pool = _pool({"A": -9.0, "B": -7.0})
+    cut = pd.bdate_range("2010-01-01", periods=600)[MIN_PANEL_ROWS + 9]
+    panel = pool.panel_at(cut, exclude="B")
+    assert panel.series == 1 and panel.rows == MIN_PANEL_ROWS + 10
+    with pytest.raises(ValueError, match="no pool series"):
+        pool.panel_at(pd.bdate_range("2010-01-01", periods=5)[-1])
+
+
+def test_pool_weight_moves_from_the_panel_to_the_series_as_its_history_grows():
+    assert pool_weight(0, 1000.0) == 0.0
+    assert pool_weight(1000, 1000.0) == 0.5
+    assert pool_weight(9000, 1000.0) == 0.9
+
+
+def test_shrunk_coef_keeps_the_series_own_level_when_fully_pooled():
+    panel = PanelCore(intercept=0.0, slopes=np.array([0.6, 0.3]), rows=1000, series=3)
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    y = np.array([-8.0, -7.0])
+    coef = shrunk_coef(np.zeros(3), panel, x, y, kappa=1e12)  # weight ~0 on own
+    fitted = coef[0] + x.mean(axis=0) @ coef[1:]
+    assert fitted == pytest.approx(y.mean())  # the panel's line through the series' means
+    assert coef[1:] == pytest.approx([0.6, 0.3])
+
+
+def test_pooled_core_uses_the_panel_of_its_refits_last_training_day():
+    idx = pd.bdate_range("2015-01-01", periods=400)
+    rng = np.random.default_rng(2)
+    rv = np.exp(rng.normal(-4.5, 0.3, (400, 8)))
+    cols = ["spy_rv_1d", "spy_rv_5d", "spy_rv_22d", "spy_parkinson_1d", "spy_parkinson_5d",
+            "spy_parkinson_22d", "vix_level", "vix_rel_22d"]  # fmt: skip
+    train = pd.DataFrame(rv, index=idx, columns=cols).assign(
+        target=np.exp(rng.normal(-4.5, 0.3, 400))
+    )
+    panel = PanelCore(0.0, np.full(8, 0.1), 10_000, 50)
+    model = PooledHARCore({idx[-1]: panel}).fit(train, pd.Series(dtype=float))
+    assert model.predict(train.iloc[:5], pd.Series(dtype=float)).shape == (5,)
+    with pytest.raises(KeyError):
+        PooledHARCore({idx[-2]: panel}).fit(train, pd.Series(dtype=float))
