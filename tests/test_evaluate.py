@@ -3,6 +3,7 @@ errors."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -159,3 +160,18 @@ def test_evaluate_adds_the_pooled_core_when_given_a_pool_universe(tmp_path):
     report = EvaluationReport.model_validate_json((out / "evaluation.json").read_text())
     assert "har_core_pooled" in report.metrics and "har_core" in report.metrics
     assert report.metrics["har_core_pooled"].rmse != report.metrics["har_core"].rmse
+
+
+def test_load_pool_reads_the_pools_whole_history_whatever_the_benchmarks_start(tmp_path):
+    from volforecast.commands.evaluate import load_pool
+
+    pool = tmp_path / "pool"
+    other, other_vix = synthetic_market(n_days=900, seed=20)
+    write_market(pool, other, other_vix)
+    (pool / "spy_daily.csv").rename(pool / "aaa_daily.csv")
+    (pool / "symbols.txt").write_text("AAA\n")
+    settings = build_settings(data_source="csv", data_dir=tmp_path, start="2017-06-01",
+                              pool_universe=pool / "symbols.txt")  # fmt: skip
+    data = load_pool(settings, None, dt.date(2026, 1, 1), lambda _m: None)
+    first = pd.Timestamp(data.dates["AAA"][0])
+    assert first < pd.Timestamp("2015-06-01")  # the synthetic file starts 2015-01-02

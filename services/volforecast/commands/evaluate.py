@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from volforecast import __version__, backtests, selection
@@ -209,11 +210,15 @@ class EvaluateOutcome:
     error: BaseException | None = None
 
 
+# The pool's history starts here (the shared data's stocks begin in 1993).
+POOL_START = dt.date(1990, 1, 1)
+
+
 def load_pool(
     settings: Settings, downloader: Downloader | None, today: dt.date, progress: Progress
 ) -> PoolData:
-    """The ``--pool-universe`` series' labeled rows at ``settings.horizon``, cut at ``--end``
-    like the benchmarks' own data (csv: the files beside the universe file). A series that
+    """The ``--pool-universe`` series' labeled rows at ``settings.horizon``, from their first
+    row (not the benchmark's ``--start``) to ``--end`` (csv: the files in ``--pool-data-dir``). A series that
     cannot be loaded is left out with a warning; none at all is a DataError."""
     assert settings.pool_universe is not None
     symbols = settings.pool_symbols() or []
@@ -221,9 +226,11 @@ def load_pool(
     spec = selection.ensemble_spec(settings)
     datasets, skipped = {}, []
     for symbol in symbols:
+        # Every row the pool has up to --end, whatever the benchmark's own --start: its long
+        # history is what pooling lends (each panel still reads only rows up to its refit).
         one = settings.for_symbol(
             symbol, data_dir=here if settings.data_source.value == "csv" else settings.data_dir,
-            pool_universe=None,
+            pool_universe=None, start=POOL_START,
         )  # fmt: skip
         try:
             frame = load_market_data(one, downloader=downloader, today=today).frame
@@ -512,6 +519,19 @@ def summarize(
     )
 
 
+POOLED = "har_core_pooled"
+
+
+def pooling_gain(rows: Sequence[EvaluationSummaryRow]) -> dict[str, float]:
+    """Geometric mean over benchmarks of the pooled core's loss over the own core's."""
+    return {
+        k: float(np.exp(np.mean([
+            np.log(r.ratio_to_har_rv[POOLED][k] / r.ratio_to_har_rv["har_core"][k]) for r in rows
+        ])))
+        for k in ("rmse", "qlike")
+    }  # fmt: skip
+
+
 def summary_markdown(summary: EvaluationSummary) -> str:
     """The summary for people: the ensemble against the baselines, then every model's ratios."""
     lines = [
@@ -555,6 +575,12 @@ def summary_markdown(summary: EvaluationSummary) -> str:
                 for m in models
             ]
             lines.append(f"| {row.symbol} | {row.horizon} | " + " | ".join(cells) + " |")
+    pooled = [r for r in ok if POOLED in r.ratio_to_har_rv and "har_core" in r.ratio_to_har_rv]
+    if pooled:
+        gains = pooling_gain(pooled)
+        lines += ["", f"Partial pooling: {POOLED} over har_core (the series' own core), geometric "
+                  f"mean over {len(pooled)} benchmarks: RMSE {gains['rmse']:.4f}, QLIKE "
+                  f"{gains['qlike']:.4f}."]  # fmt: skip
     with_dist = [r for r in ok if r.distribution]
     if with_dist:
         names = list(with_dist[0].distribution)
