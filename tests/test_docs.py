@@ -10,8 +10,12 @@ import pytest
 DOCUMENTED = [
     "volforecast.backtests",
     "volforecast.calibration",
+    "volforecast.drift",
     "volforecast.forecaster",
+    "volforecast.injection",
+    "volforecast.lineage",
     "volforecast.metrics",
+    "volforecast.pooling",
     "volforecast.selection",
     "volforecast.scoring",
     "volforecast.walkforward",
