@@ -39,6 +39,8 @@ import numpy as np
 VOLATILE = {
     "timestamp",
     "created_at",
+    # When the set went live: the clock of the run that trained it (deployments.jsonl).
+    "live_since",
     "run_id",
     "models_run_id",
     "duration_seconds",

@@ -43,6 +43,7 @@ import pandas as pd
 from arch import arch_model
 from scipy.stats import t as student_t
 
+from volforecast.calibration import ewma_variance
 from volforecast.ensemble import (
     HAR_CORE,
     HAR_CORE_LOGS,
@@ -113,13 +114,7 @@ class EWMA:
 
     def variance(self, returns: pd.Series) -> pd.Series:
         """sigma2 at each date, after that date's return (so it forecasts the next days)."""
-        r2 = np.asarray(returns.dropna(), dtype=np.float64) ** 2
-        out = np.empty_like(r2)
-        level = float(np.mean(r2[:22]))
-        for i, x in enumerate(r2):
-            level = self.lam * level + (1.0 - self.lam) * x
-            out[i] = level
-        return pd.Series(out, index=returns.dropna().index)
+        return ewma_variance(returns, self.lam)
 
     def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
         known = returns.loc[: rows.index[-1]]
@@ -155,6 +150,18 @@ class HAR:
         return _vol(_with_intercept(self._design(rows), self.coef_), self.floor_)
 
 
+def core_design(rows: pd.DataFrame, core: Sequence[str], core_logs: Sequence[str]) -> FloatArray:
+    """The HAR core's regressors: logs of ``core``, ``core_logs`` as they are."""
+    x = np.asarray(rows.loc[:, list(core)], dtype=np.float64)
+    logs = np.asarray(rows.loc[:, list(core_logs)], dtype=np.float64)
+    return np.column_stack([np.log(np.maximum(x, MIN_VOL)), logs])
+
+
+def log_variance(rows: pd.DataFrame) -> FloatArray:
+    """The core's target: log of the realized variance (floored at ``MIN_VOL``)."""
+    return 2.0 * np.log(np.maximum(np.asarray(rows[TARGET], dtype=np.float64), MIN_VOL))
+
+
 class HARCore:
     """The ensemble's log-linear HAR core alone: log RV^2 on logged ``core`` regressors and on
     ``core_logs`` (logs already), bias-corrected as the ensemble's core is."""
@@ -172,13 +179,10 @@ class HARCore:
         self.bias = bias
 
     def _design(self, rows: pd.DataFrame) -> FloatArray:
-        x = np.asarray(rows.loc[:, list(self.core)], dtype=np.float64)
-        logs = np.asarray(rows.loc[:, list(self.core_logs)], dtype=np.float64)
-        return np.column_stack([np.log(np.maximum(x, MIN_VOL)), logs])
+        return core_design(rows, self.core, self.core_logs)
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> HARCore:
-        y = 2.0 * np.log(np.maximum(np.asarray(train[TARGET], dtype=np.float64), MIN_VOL))
-        core = fit_log_core(self._design(train), y, self.bias)
+        core = fit_log_core(self._design(train), log_variance(train), self.bias)
         self.coef_, self.log_bias_, self.resid_var_ = core.coef, core.log_bias, core.resid_var
         self.floor_ = training_floor(train)
         return self

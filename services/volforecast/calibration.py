@@ -138,16 +138,10 @@ class ReturnRisk:
         return {lv: m * scale for lv, m in self.es_multipliers.items()}
 
 
-def ewma_volatility(returns: pd.Series, lam: float = EWMA_LAMBDA) -> pd.Series:
-    """RiskMetrics volatility at each date after that date's return (seeded with the first 22
-    squared returns): the fast-reacting scale ``scale="max_ewma"`` puts under the forecast.
-
-    Examples
-    --------
-    >>> r = pd.Series([0.01] * 30, index=pd.bdate_range("2020-01-01", periods=30))
-    >>> float(ewma_volatility(r).iloc[-1])
-    0.01
-    """
+def ewma_variance(returns: pd.Series, lam: float = EWMA_LAMBDA) -> pd.Series:
+    """RiskMetrics variance at each date, after that date's return: sigma2_t = lam *
+    sigma2_{t-1} + (1 - lam) * r_t^2, seeded with the mean of the first 22 squared returns.
+    The ``ewma`` baseline's forecast and, as its square root, ``ewma_volatility``."""
     clean = returns.dropna()
     r2 = np.asarray(clean, dtype=np.float64) ** 2
     out = np.empty_like(r2)
@@ -155,7 +149,21 @@ def ewma_volatility(returns: pd.Series, lam: float = EWMA_LAMBDA) -> pd.Series:
     for i, x in enumerate(r2):
         level = lam * level + (1.0 - lam) * x
         out[i] = level
-    return pd.Series(np.sqrt(out), index=clean.index)
+    return pd.Series(out, index=clean.index)
+
+
+def ewma_volatility(returns: pd.Series, lam: float = EWMA_LAMBDA) -> pd.Series:
+    """RiskMetrics volatility at each date after that date's return (``ewma_variance``): the
+    fast-reacting scale ``scale="max_ewma"`` puts under the forecast.
+
+    Examples
+    --------
+    >>> r = pd.Series([0.01] * 30, index=pd.bdate_range("2020-01-01", periods=30))
+    >>> float(ewma_volatility(r).iloc[-1])
+    0.01
+    """
+    variance = ewma_variance(returns, lam)
+    return pd.Series(np.sqrt(variance.to_numpy()), index=variance.index)
 
 
 @dataclass(frozen=True)
@@ -263,6 +271,14 @@ class ForecastCalibration:
             for lv, e in risk.es(scale).items():
                 out[f"es{lv:g}{suffix}"] = e
         return out
+
+    def distribution_on(
+        self, forecast: npt.ArrayLike, returns: pd.Series, index: pd.Index
+    ) -> dict[str, FloatArray]:
+        """``distribution`` of forecasts made on the dates ``index``, with the RiskMetrics
+        volatility of ``returns`` on those dates (it reads no return after each date)."""
+        ewma = ewma_volatility(returns).reindex(pd.DatetimeIndex(index)).to_numpy()
+        return self.distribution(forecast, ewma)
 
     def to_dict(self) -> dict[str, Any]:
         def levels(d: dict[float, float]) -> dict[str, float]:

@@ -22,6 +22,7 @@ on-call quant after the wrong problem:
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -73,8 +74,17 @@ def feed_faults(frame: pd.DataFrame, since: pd.Timestamp | None) -> list[str]:
     return [line for _, line in sorted(found, key=lambda item: item[0])]
 
 
-def check_feed(frame: pd.DataFrame, since: pd.Timestamp | None, origin: str) -> None:
-    """Raise DataFaultError (exit 13) naming every fault in the bars after ``since``."""
+def check_feed(
+    frame: pd.DataFrame,
+    since: pd.Timestamp | None,
+    origin: str,
+    accepted_through: dt.date | None = None,
+) -> None:
+    """Raise DataFaultError (exit 13) naming every fault in the bars after ``since``, and
+    after ``accepted_through`` (``--accept-data-through``: bars a user confirmed real)."""
+    if accepted_through is not None:
+        accepted = pd.Timestamp(accepted_through)
+        since = accepted if since is None else max(since, accepted)
     faults = feed_faults(frame, since)
     if faults:
         raise DataFaultError(

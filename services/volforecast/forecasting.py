@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from typing import Any, Literal
 
-from volforecast.calibration import ForecastCalibration, ewma_volatility, stored_calibration
+from volforecast.calibration import ForecastCalibration, stored_calibration
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import Progress, predict_artifact
@@ -106,8 +106,7 @@ def run_predict(
         risk: dict[str, object] = {}
     else:
         returns = log_returns(market.frame["spy_adj_close"])
-        ewma = float(ewma_volatility(returns.loc[: last.index[0]]).iloc[-1])
-        risk = risk_fields(calibration.distribution([value], [ewma]), calibration)
+        risk = risk_fields(calibration.distribution_on([value], returns, last.index), calibration)
     return Forecast(
         as_of=settings.as_of or market.last_date,
         features_date=features_date,

@@ -57,13 +57,15 @@ def data_digest(frame: pd.DataFrame, symbol: str, implied_vol: str) -> dict[str,
         symbol: [c for c in frame.columns if c.startswith("spy_")],
         implied_vol: ["vix_close"],
     }
-    out = {}
-    for name, columns in series.items():
-        part = frame.loc[:, columns]
-        part.index = pd.DatetimeIndex(part.index).strftime("%Y-%m-%d")
-        text = part.to_csv(float_format="%.10g", lineterminator="\n")
-        out[name] = hashlib.sha256(text.encode()).hexdigest()
-    return out
+    return {name: _csv_sha256(frame.loc[:, columns]) for name, columns in series.items()}
+
+
+def _csv_sha256(part: pd.DataFrame) -> str:
+    """SHA-256 of a frame as canonical CSV text (ISO dates, 10 significant digits)."""
+    part = part.copy()
+    part.index = pd.DatetimeIndex(part.index).strftime("%Y-%m-%d")
+    text = part.to_csv(float_format="%.10g", lineterminator="\n")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def history_digest(frame: pd.DataFrame) -> str:
@@ -80,10 +82,7 @@ def history_digest(frame: pd.DataFrame) -> str:
     >>> history_digest(f)[:12]
     'b52545b02f9b'
     """
-    part = frame.loc[:, ["spy_close", "vix_close"]]
-    part.index = pd.DatetimeIndex(part.index).strftime("%Y-%m-%d")
-    text = part.to_csv(float_format="%.10g", lineterminator="\n")
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _csv_sha256(frame.loc[:, ["spy_close", "vix_close"]])
 
 
 def _major(version: str) -> str:

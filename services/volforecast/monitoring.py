@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from volforecast import backtests, drift, lineage, policy
-from volforecast.calibration import ewma_volatility, forward_returns, stored_calibration
+from volforecast.calibration import forward_returns, stored_calibration
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import FloatArray, Progress, predict_artifact
@@ -60,8 +60,7 @@ def risk_check(
         return None
     returns = log_returns(market.frame["spy_adj_close"])
     index = pd.DatetimeIndex(fresh.index)
-    ewma = ewma_volatility(returns).reindex(index).to_numpy()
-    dist = calibration.distribution(forecast, ewma)
+    dist = calibration.distribution_on(forecast, returns, index)
     realized = fresh[TARGET].to_numpy()
     levels = list(calibration.volatility.log_residual_quantiles)
     loss = -forward_returns(returns, index, 1)[0]
@@ -87,8 +86,8 @@ def set_data_end(current: CurrentModels) -> pd.Timestamp:
 def feed_checked_through(
     models: ModelsDirectory, current: CurrentModels, settings: Settings
 ) -> pd.Timestamp:
-    """The last bar the feed check has already passed: the live set's data end, the data end
-    of the latest monitoring run on it, or ``--accept-data-through``, whichever is latest."""
+    """The last bar the feed check has already passed: the live set's data end or the data
+    end of the latest monitoring run on it, whichever is later."""
     marks = [set_data_end(current)]
     history = models.read_history(MONITORING_HISTORY, MonitoringRecord)
     ends = [
@@ -100,22 +99,21 @@ def feed_checked_through(
     ]
     if ends:
         marks.append(pd.Timestamp(ends[-1]))
-    if settings.accept_data_through is not None:
-        marks.append(pd.Timestamp(settings.accept_data_through))
     return max(marks)
 
 
 def proven_signals(
     current: CurrentModels,
     market: MarketData,
-    data: pd.DataFrame,
     fresh: pd.DataFrame,
     forecast: FloatArray,
+    validation: pd.DataFrame,
+    validation_forecast: FloatArray,
 ) -> dict[str, Any]:
     """The signals our advice follows (``policy.advice``): the live set's age in trading
     days, whether the feed's history over its training period changed, and Page's test of
-    Model A's loss against the naive forecast's on the new rows (standardized by the same gap
-    on Model A's validation rows)."""
+    Model A's loss against the naive forecast's on the new rows (``forecast``: Model A's),
+    standardized by the same gap on Model A's validation rows."""
     data_end = set_data_end(current)
     frame = market.frame
     age = int((frame.index > data_end).sum())
@@ -124,12 +122,7 @@ def proven_signals(
     if current.record.history_digest is not None and len(frame) and frame.index[0] <= a_start:
         seen = lineage.history_digest(frame.loc[a_start:data_end])
         lineage_changed = seen != current.record.history_digest
-    cols = list(current.model_a["feature_cols"])
-    validation = current.validation_rows(data)
-    reference = drift.loss_gap(
-        validation[TARGET], predict_artifact(current.model_a, validation[cols]),
-        validation[NAIVE_FEATURE],
-    )  # fmt: skip
+    reference = drift.loss_gap(validation[TARGET], validation_forecast, validation[NAIVE_FEATURE])
     gap = drift.loss_gap(fresh[TARGET], forecast, fresh[NAIVE_FEATURE])
     page = drift.cusum(gap, reference, block=current.dual.horizon)
     return {"set_age_days": age, "lineage_changed": lineage_changed, "cusum": page}
@@ -178,7 +171,10 @@ def run_monitor(
     if market is None:
         market = load_market_data(settings, downloader=downloader, now=now)
         check_freshness(market, settings, now.date(), "monitor")
-    check_feed(market.frame, feed_checked_through(models, current, settings), market.source)
+    check_feed(
+        market.frame, feed_checked_through(models, current, settings), market.source,
+        settings.accept_data_through,
+    )  # fmt: skip
     data = labeled(build_dataset(market.frame, dual.horizon))
     fresh = current.new_rows(data)
     if fresh.empty:
@@ -210,17 +206,15 @@ def run_monitor(
     reference = current.training_rows(data)[cols]
     features = drift.feature_drift(reference, fresh[cols])
     validation = current.validation_rows(data)
-    resid = drift.residual_drift(
-        fresh[TARGET], pred_a, validation[TARGET],
-        predict_artifact(current.model_a, validation[cols]),
-    )  # fmt: skip
+    pred_val = predict_artifact(current.model_a, validation[cols])
+    resid = drift.residual_drift(fresh[TARGET], pred_a, validation[TARGET], pred_val)
     if resid is not None:
         features = features.model_copy(
             update={"residual_ks_statistic": resid[0], "residual_ks_pvalue": resid[1]}
         )
     if features.skipped:
         log.warning("feature drift not computed: %s", features.skipped)
-    signals = proven_signals(current, market, data, fresh, pred_a)
+    signals = proven_signals(current, market, fresh, pred_a, validation, pred_val)
     with models.lock(settings.lock_timeout, purpose="monitor"):
         models.recover(settings.archive_keep)
         # Read under the lock: the consecutive-run rules need every earlier run.

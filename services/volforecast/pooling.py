@@ -24,25 +24,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS, MIN_VOL
-from volforecast.features import TARGET
+from volforecast.baselines import HARCore, core_design, log_variance
+from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS
 
 FloatArray = npt.NDArray[np.float64]
 # The shrinkage constant the development-period protocol chose (bench/pooling.py).
 POOL_KAPPA = 1000.0
 # A series enters the panel at a cut-off only with this many rows by then.
 MIN_PANEL_ROWS = 250
-
-
-def core_design(rows: pd.DataFrame, core: Sequence[str], core_logs: Sequence[str]) -> FloatArray:
-    """The HAR core's regressors: logs of ``core``, ``core_logs`` as they are."""
-    x = np.asarray(rows.loc[:, list(core)], dtype=np.float64)
-    logs = np.asarray(rows.loc[:, list(core_logs)], dtype=np.float64)
-    return np.column_stack([np.log(np.maximum(x, MIN_VOL)), logs])
-
-
-def log_variance(rows: pd.DataFrame) -> FloatArray:
-    return 2.0 * np.log(np.maximum(np.asarray(rows[TARGET], dtype=np.float64), MIN_VOL))
 
 
 @dataclass(frozen=True)
@@ -124,10 +113,11 @@ def shrunk_coef(
     return np.asarray(w * own + (1.0 - w) * panel.raw_coef(x.mean(axis=0), float(y.mean())))
 
 
-class PooledHARCore:
+class PooledHARCore(HARCore):
     """The ensemble's HAR core, its coefficients shrunk towards a panel's (``shrunk_coef``):
     ``panels`` maps each refit's last training day to the panel fitted on the pool's rows up
-    to it (``PoolData.panel_at``), so no refit sees a later day of any series."""
+    to it (``PoolData.panel_at``), so no refit sees a later day of any series. Forecasts as
+    ``HARCore`` does, with the shrunk coefficients."""
 
     name = "har_core_pooled"
 
@@ -138,26 +128,16 @@ class PooledHARCore:
         core_logs: Sequence[str] = HAR_CORE_LOGS,
         kappa: float = POOL_KAPPA,
     ) -> None:
+        super().__init__(core, core_logs, "duan")
         self.panels = panels
-        self.core = core
-        self.core_logs = core_logs
         self.kappa = kappa
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> PooledHARCore:
-        from volforecast.baselines import training_floor
-        from volforecast.ensemble import ols
-
-        x, y = core_design(train, self.core, self.core_logs), log_variance(train)
-        own, _ = ols(x, y)
+        super().fit(train, returns)  # the series' own core, and its forecast floor
+        x, y = self._design(train), log_variance(train)
         panel = self.panels[pd.Timestamp(train.index[-1])]
-        self.coef_ = shrunk_coef(own, panel, x, y, self.kappa)
+        self.coef_ = shrunk_coef(self.coef_, panel, x, y, self.kappa)
         resid = y - (self.coef_[0] + x @ self.coef_[1:])
         # Duan's smearing of the shrunk regression's own residuals, as the core does.
         self.log_bias_ = float(np.log(np.mean(np.exp(resid))))
-        self.floor_ = training_floor(train)
         return self
-
-    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> FloatArray:
-        x = core_design(rows, self.core, self.core_logs)
-        log_var = self.coef_[0] + x @ self.coef_[1:] + self.log_bias_
-        return np.asarray(np.sqrt(np.maximum(np.exp(log_var), self.floor_)), dtype=np.float64)

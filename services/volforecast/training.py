@@ -256,12 +256,10 @@ def check_new_bars(market: MarketData, live_end: dt.date | None, settings: Setti
     """Refuse (DataFaultError, exit 13) to fit on a feed whose bars since the live set's data
     end show a fault (``faults``): a set fitted on a frozen or mis-scaled feed would pass the
     monitor's check, which starts after the set's data. No live set: nothing to compare with."""
-    if live_end is None:
-        return
-    marks = [pd.Timestamp(live_end)]
-    if settings.accept_data_through is not None:
-        marks.append(pd.Timestamp(settings.accept_data_through))
-    check_feed(market.frame, max(marks), market.source)
+    if live_end is not None:
+        check_feed(
+            market.frame, pd.Timestamp(live_end), market.source, settings.accept_data_through
+        )
 
 
 def run_train(

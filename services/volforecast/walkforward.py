@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from volforecast import selection
-from volforecast.calibration import ewma_volatility, fit_shipped
+from volforecast.calibration import fit_shipped
 from volforecast.config import Settings
 from volforecast.data import MarketData
 from volforecast.distributions import POINT, SEP, distribution_frame
@@ -170,8 +170,9 @@ class EnsembleForecaster:
         point = self.model_.predict(rows.loc[:, list(FEATURE_COLUMNS)])
         if not self.distribution:
             return point
-        ewma = ewma_volatility(returns.loc[: rows.index[-1]]).reindex(rows.index).to_numpy()
-        return distribution_frame(rows.index, self.calibration_.distribution(point, ewma), point)
+        known = returns.loc[: rows.index[-1]]
+        dist = self.calibration_.distribution_on(point, known, rows.index)
+        return distribution_frame(rows.index, dist, point)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from volforecast.atomic import write_outputs
-from volforecast.calibration import ewma_volatility, forward_returns, stored_calibration
+from volforecast.calibration import forward_returns, stored_calibration
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.drift import PSI_THRESHOLD
@@ -77,7 +77,7 @@ def risk_forecasts(current: CurrentModels, frame: pd.DataFrame) -> pd.DataFrame:
     forecast = predict_artifact(current.model_a, rows[cols])
     returns = log_returns(frame["spy_adj_close"])
     index = pd.DatetimeIndex(rows.index)
-    dist = calibration.distribution(forecast, ewma_volatility(returns).reindex(index).to_numpy())
+    dist = calibration.distribution_on(forecast, returns, index)
     return pd.DataFrame(
         {
             "realized": rows[TARGET].to_numpy(),
