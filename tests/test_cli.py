@@ -309,3 +309,69 @@ def test_monitor_exits_10_with_fail_on_retrain_when_drift_is_high(project: Path)
     )
     assert record["retraining"]["action"] == "retrain_now"
     assert main(cli_args(project, "monitor")) == 0  # without the flag: exit 0 whatever the drift
+
+
+def _pool_dir(root: Path) -> Path:
+    from .conftest import synthetic_market, write_market
+
+    pool = root / "pool"
+    for k, name in enumerate(("aaa", "bbb")):
+        other, other_vix = synthetic_market(n_days=900, seed=20 + k)
+        write_market(pool, other, other_vix)
+        (pool / "spy_daily.csv").rename(pool / f"{name}_daily.csv")
+    (pool / "symbols.txt").write_text("AAA\nBBB\n")
+    return pool / "symbols.txt"
+
+
+def test_train_records_the_panel_each_model_pooled_with_when_given_a_pool_universe(project):
+    from volforecast.pooling import PanelShrinkage
+
+    pool = _pool_dir(project)
+    args = cli_args(project, "train", "--as-of", "2018-02-01", "--pool-universe", str(pool))
+    assert main(args) == 0
+    record = json.loads(Path("models/training_history.jsonl").read_text().splitlines()[-1])
+    for key, name in (("model_a", "model_90pct.pkl"), ("model_b", "model_100pct.pkl")):
+        info = record["pooling"][key]
+        assert info["series"] == ["AAA", "BBB"] and info["universe"] == str(pool)
+        assert info["panel_through"] <= record[key]["training_date_end"]
+        with open(f"models/{name}", "rb") as f:
+            artifact = pickle.load(f)
+        assert artifact["pooling"] == info
+        for learner in (artifact["xgb_model"], artifact["lgbm_model"]):
+            assert isinstance(learner.core_prior, PanelShrinkage)
+            assert learner.core_prior.panel.rows == info["panel_rows"]
+        # The spec's snippet still forecasts from the pooled set.
+        rows = build_dataset(
+            load_market_data(build_settings_for(project)).frame, record["horizon"]
+        ).dropna()
+        X = rows[artifact["feature_cols"]].tail(3)
+        X_meta = np.column_stack(
+            [artifact["xgb_model"].predict(X), artifact["lgbm_model"].predict(X)]
+        )
+        assert np.all(artifact["meta_model"].predict(X_meta) > 0)
+
+
+def test_train_pools_nothing_and_records_no_pooling_when_not_given_a_pool_universe(project):
+    assert main(cli_args(project, "train", "--as-of", "2018-02-01")) == 0
+    record = json.loads(Path("models/training_history.jsonl").read_text().splitlines()[-1])
+    assert record["pooling"] is None
+    with open("models/model_90pct.pkl", "rb") as f:
+        artifact = pickle.load(f)
+    assert "pooling" not in artifact and artifact["xgb_model"].core_prior is None
+
+
+def build_settings_for(root: Path):
+    from volforecast.config import build_settings
+
+    return build_settings(data_source="csv", data_dir=root / "data", start="2000-01-01")
+
+
+COMMANDS = ("train", "monitor", "predict", "report", "evaluate", "replay", "select", "promote")
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, "rollback"])
+def test_help_prints_every_flag_and_exits_zero_when_asked(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: volforecast {command}")

@@ -59,7 +59,10 @@ def _add_settings(parser: argparse.ArgumentParser, flags: Sequence[str]) -> list
             flag,
             dest=field,
             default=None,
-            help=f"{info.description} [env {env}; default {_shown_default(info)}]",
+            # argparse %-formats help: a literal % in a description (e.g. "90%") must be doubled.
+            help=f"{info.description} [env {env}; default {_shown_default(info)}]".replace(
+                "%", "%%"
+            ),
             **extra,
         )
         fields.append(field)
@@ -140,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--allow-stale-data",
                 "--quantiles",
                 "--accept-data-through",
+                "--pool-universe",
+                "--pool-data-dir",
             ],
         ),
     )
