@@ -26,6 +26,16 @@ same interpreter and packages), ``--repeat`` times each; it prints the medians a
 
     python bench/bench.py --data-dir ../shared/data --against 37f08cd --repeat 3
 
+``--cost-growth DIR`` measures a stock universe end to end (DIR holds ``symbols.txt`` and the
+csv files, e.g. ``../shared/data/universe``): for the first 10, 50 and every symbol of
+``symbols.txt`` (``--sizes``) and 1 and 2 workers (``--workers-list``), ``train``, ``monitor``
+and ``evaluate`` (h = 5 from ``--eval-start``, only up to ``--evaluate-max`` symbols: the full
+universe's evaluate is an hour on one worker), and ``predict`` once per size (it runs
+in-process). It prints wall time, seconds per symbol and peak resident memory of the command's
+process (its Dask workers are separate processes, each smaller).
+
+    python bench/bench.py --data-dir ../shared/data --cost-growth ../shared/data/universe
+
 ``--fit-costs`` times one ensemble fit of each tree strength of ``volforecast.selection``
 (SPY 2010-2025 at h = 5, one thread, the strengths alternating, ``--repeat`` rounds) and prints
 each median relative to "light": the costs the selection rule reads.
@@ -157,6 +167,40 @@ def universe(exe: str, data_dir: str, env: dict[str, str], work: Path, eval_star
     return 1 if failed or not same else 0
 
 
+def cost_growth(exe: str, universe_dir: Path, env: dict[str, str], work: Path,
+                sizes: list[int], workers_list: list[int], eval_start: str,
+                evaluate_max: int) -> int:  # fmt: skip
+    lines = (universe_dir / "symbols.txt").read_text().splitlines()
+    symbols = [ln.split("#")[0].strip() for ln in lines if ln.split("#")[0].strip()]
+    print(f"{'command':<10}{'symbols':>8}{'workers':>8}{'wall s':>10}{'s/symbol':>10}"
+          f"{'peak MiB':>10}{'exit':>6}")  # fmt: skip
+    failed = 0
+    for n in sizes:
+        chosen = symbols[:n]
+        file = work / f"symbols{n}.txt"
+        file.write_text("\n".join(chosen) + "\n")
+        base = ["--source", "csv", "--data-dir", str(universe_dir), "--universe-file", str(file)]
+        for workers in workers_list:
+            models = ["--models-dir", str(work / f"m{n}w{workers}")]
+            jobs = [("train", [exe, "train", *base, *models]),
+                    ("monitor", [exe, "monitor", *base, *models])]  # fmt: skip
+            if workers == workers_list[0]:
+                jobs.append(("predict", [exe, "predict", *base, *models]))
+            if len(chosen) <= evaluate_max:
+                out = work / f"e{n}w{workers}"
+                jobs.append(("evaluate", [exe, "evaluate", *base, "--horizons", "5",
+                                          "--eval-start", eval_start, "--output", str(out)]))  # fmt: skip
+            for name, cmd in jobs:
+                w = [] if name == "predict" else ["--workers", str(workers)]
+                wall, peak, code = _run([*cmd, *w], env)
+                # predict and monitor exit non-zero to report advice (exit codes in the README)
+                failed |= code not in (0, 10, 11)
+                shown = "-" if name == "predict" else str(workers)
+                print(f"{name:<10}{len(chosen):>8}{shown:>8}{wall:>10.1f}{wall / len(chosen):>10.2f}"
+                      f"{peak:>10.0f}{code:>6}", flush=True)  # fmt: skip
+    return 1 if failed else 0
+
+
 def against(ref: str, common: list[str], env: dict[str, str], work: Path, repeat: int,
             skip_evaluate: bool) -> int:  # fmt: skip
     """Train (and evaluate) of this checkout and of git revision ``ref``, alternating."""
@@ -280,7 +324,20 @@ def main() -> int:
         help="the Dask engine: universe evaluate on 1 vs all workers, and growth with symbols",
     )
     parser.add_argument(
-        "--eval-start", default="2013-01-01", help="--universe: first day forecast [2013-01-01]"
+        "--eval-start",
+        default=None,
+        help="first day forecast (--universe: 2013-01-01, --cost-growth: 2020-01-01)",
+    )
+    parser.add_argument(
+        "--cost-growth",
+        metavar="DIR",
+        type=Path,
+        help="a stock universe (DIR/symbols.txt and its csv files) end to end, by size and workers",
+    )
+    parser.add_argument("--sizes", default="10,50,0", help="--cost-growth: symbols (0 = all)")
+    parser.add_argument("--workers-list", default="1,2", help="--cost-growth: worker counts")
+    parser.add_argument(
+        "--evaluate-max", type=int, default=50, help="--cost-growth: evaluate up to N symbols"
     )
     parser.add_argument(
         "--fit-costs",
@@ -307,7 +364,17 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs ({_cpu()}), Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")  # fmt: skip
     if args.universe:
-        code = universe(exe, args.data_dir, env, work, args.eval_start)
+        code = universe(exe, args.data_dir, env, work, args.eval_start or "2013-01-01")
+        shutil.rmtree(work, ignore_errors=True)
+        return code
+    if args.cost_growth:
+        n_all = len([ln for ln in (args.cost_growth / "symbols.txt").read_text().splitlines()
+                     if ln.split("#")[0].strip()])  # fmt: skip
+        sizes = [int(k) or n_all for k in args.sizes.split(",")]
+        workers_list = [int(k) for k in args.workers_list.split(",")]
+        code = cost_growth(exe, args.cost_growth, env, work, sizes, workers_list,
+                           args.eval_start or "2020-01-01",
+                           args.evaluate_max)  # fmt: skip
         shutil.rmtree(work, ignore_errors=True)
         return code
     if args.threads:

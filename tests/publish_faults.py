@@ -61,10 +61,12 @@ def _memoize_fits(fits_file: Path) -> None:
     cache: dict[Any, Any] = pickle.loads(fits_file.read_bytes()) if fits_file.exists() else {}
     real_fit = training.fit_on_split
 
-    def fit(data: Any, returns: Any, split: Any, settings: Any, progress: Any) -> Any:
+    def fit(
+        data: Any, returns: Any, split: Any, settings: Any, progress: Any, priors: Any = None
+    ) -> Any:
         key = (split.n_train, split.n_evaluate, len(data))
         if key not in cache:
-            cache[key] = real_fit(data, returns, split, settings, progress)
+            cache[key] = real_fit(data, returns, split, settings, progress, priors)
             fits_file.write_bytes(pickle.dumps(cache))
         return cache[key]
 

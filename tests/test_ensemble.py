@@ -319,3 +319,52 @@ def test_oof_forecast_is_the_meta_learners_mix_of_the_out_of_fold_predictions(da
         three = np.column_stack([model.oof_core_, model.oof_predictions_])[covered]
         expected = model.meta_model_.mixing.predict(three)
     np.testing.assert_allclose(model.oof_forecast_[covered], expected)
+
+
+def _learner(booster: str, **kwargs: object) -> HARBoostRegressor:
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    est = (
+        xgb.XGBRegressor(**default_xgb_params(0))
+        if booster == "xgb"
+        else lgb.LGBMRegressor(**default_lgbm_params(0))
+    )
+    core = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE]
+    logs = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE_LOGS]
+    return HARBoostRegressor(est, core, logs, **kwargs)
+
+
+@pytest.mark.parametrize("booster", ["xgb", "lgbm"])
+def test_har_boost_predictions_are_unchanged_when_its_core_prior_is_the_identity(dataset, booster):
+    X, y = dataset[list(FEATURE_COLUMNS)].to_numpy(), dataset[TARGET].to_numpy()
+    own = _learner(booster).fit(X, y)
+    same = _learner(booster, core_prior=lambda coef, _x, _y: coef).fit(X, y)
+    assert same.linear_coef_.tolist() == own.linear_coef_.tolist()
+    assert same.log_bias_ == pytest.approx(own.log_bias_, rel=1e-12)
+    np.testing.assert_allclose(same.predict(X), own.predict(X), rtol=1e-9)
+
+
+def test_har_boost_core_takes_the_priors_coefficients_and_smears_their_residuals(dataset):
+    X, y = dataset[list(FEATURE_COLUMNS)].to_numpy(), dataset[TARGET].to_numpy()
+    fixed = np.r_[-1.0, np.full(len(HAR_CORE) + len(HAR_CORE_LOGS), 0.1)]
+    model = _learner("xgb", core_prior=lambda _c, _x, _y: fixed).fit(X, y)
+    assert model.linear_coef_.tolist() == fixed.tolist()
+    core = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE]
+    logs = [list(FEATURE_COLUMNS).index(c) for c in HAR_CORE_LOGS]
+    design = np.column_stack([np.ones(len(X)), np.log(np.maximum(X[:, core], 1e-5)), X[:, logs]])
+    resid = 2.0 * np.log(y) - design @ fixed
+    assert model.log_bias_ == pytest.approx(np.log(np.mean(np.exp(resid))))
+
+
+def test_stacked_ensemble_asks_the_priors_for_each_folds_last_training_row_when_fitted(dataset):
+    asked: list[int] = []
+
+    def priors(last_row: int):
+        asked.append(last_row)
+        return lambda coef, _x, _y: coef
+
+    X, y = dataset[list(FEATURE_COLUMNS)], dataset[TARGET]
+    StackedEnsemble(horizon=5, xgb_params=SMALL, lgbm_params=SMALL).fit(X, y, core_priors=priors)
+    folds = purged_folds(len(y), 5, 5)
+    assert asked == [int(tr[-1]) for tr, _ in folds] + [len(y) - 1]

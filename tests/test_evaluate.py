@@ -144,7 +144,7 @@ def test_evaluate_scores_the_distributions_of_the_ensemble_and_four_baselines(ev
 
 
 @pytest.mark.slow
-def test_evaluate_adds_the_pooled_core_when_given_a_pool_universe(tmp_path):
+def test_evaluate_adds_the_pooled_core_and_ensemble_when_given_a_pool_universe(tmp_path):
     spy, vix = synthetic_market(n_days=900, seed=7)
     write_market(tmp_path / "data", spy, vix)
     pool = tmp_path / "pool"
@@ -160,10 +160,14 @@ def test_evaluate_adds_the_pooled_core_when_given_a_pool_universe(tmp_path):
     report = EvaluationReport.model_validate_json((out / "evaluation.json").read_text())
     assert "har_core_pooled" in report.metrics and "har_core" in report.metrics
     assert report.metrics["har_core_pooled"].rmse != report.metrics["har_core"].rmse
+    # The ensemble as train --pool-universe fits it, beside (not among) the baselines.
+    assert report.metrics["ensemble_pooled"].rmse != report.metrics["ensemble"].rmse
+    assert "ensemble_pooled" not in report.best_baseline.values()
+    assert "ensemble_pooled" not in {t.against for t in report.diebold_mariano}
 
 
 def test_load_pool_reads_the_pools_whole_history_whatever_the_benchmarks_start(tmp_path):
-    from volforecast.commands.evaluate import load_pool
+    from volforecast.pooling import load_pool
 
     pool = tmp_path / "pool"
     other, other_vix = synthetic_market(n_days=900, seed=20)

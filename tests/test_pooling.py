@@ -10,8 +10,10 @@ import pytest
 from volforecast.pooling import (
     MIN_PANEL_ROWS,
     PanelCore,
+    PanelShrinkage,
     PoolData,
     PooledHARCore,
+    PoolPriors,
     pool_weight,
     shrunk_coef,
 )
@@ -80,3 +82,36 @@ def test_pooled_core_uses_the_panel_of_its_refits_last_training_day():
     assert model.predict(train.iloc[:5], pd.Series(dtype=float)).shape == (5,)
     with pytest.raises(KeyError):
         PooledHARCore({idx[-2]: panel}).fit(train, pd.Series(dtype=float))
+
+
+def test_pool_priors_panel_is_unchanged_when_later_rows_are_appended_to_the_pool():
+    full = _pool({"A": -9.0, "B": -7.0, "C": -8.0})
+    cut = 400
+    early = PoolData(
+        {s: d[:cut] for s, d in full.dates.items()},
+        {s: x[:cut] for s, x in full.design.items()},
+        {s: y[:cut] for s, y in full.target.items()},
+    )
+    dates = pd.DatetimeIndex(full.dates["A"][:cut])
+    late, now = PoolPriors(full, dates, exclude="C"), PoolPriors(early, dates, exclude="C")
+    for row in (MIN_PANEL_ROWS, cut - 1):
+        assert late.panel(row).slopes.tolist() == now.panel(row).slopes.tolist()
+        assert late.panel(row).intercept == now.panel(row).intercept
+    assert late.panel(cut - 1).symbols == ("A", "B") and late.panel(cut - 1).rows == 2 * cut
+
+
+def test_pool_priors_info_names_the_final_fits_panel_and_its_own_weight():
+    pool = _pool({"A": -9.0, "B": -7.0})
+    dates = pd.DatetimeIndex(pool.dates["A"])
+    info = PoolPriors(pool, dates, kappa=1000.0).info("pool.txt", 500)
+    assert info.series == ["A", "B"] and info.panel_rows == 1000
+    assert info.panel_through == dates[499].date()
+    assert info.own_weight == pytest.approx(500 / 1500)
+
+
+def test_panel_shrinkage_is_shrunk_coef_with_its_panel_and_kappa():
+    panel = PanelCore(0.1, np.array([0.6, 0.3]), 1000, 3)
+    x, y = np.array([[1.0, 2.0], [3.0, 5.0], [0.0, 1.0]]), np.array([-8.0, -7.0, -9.0])
+    own = np.array([0.5, 0.2, 0.4])
+    expected = shrunk_coef(own, panel, x, y, kappa=10.0)
+    assert PanelShrinkage(panel, 10.0)(own, x, y).tolist() == expected.tolist()

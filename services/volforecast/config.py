@@ -125,13 +125,14 @@ class Settings(BaseSettings):
     )
     pool_universe: Path | None = Field(
         None,
-        description="evaluate: partial pooling with the series of this universe file (csv: "
-        "their files in --pool-data-dir): adds har_core_pooled, the HAR core shrunk towards the "
-        "panel's.",
+        description="Partial pooling with the series of this universe file (csv: their files "
+        "in --pool-data-dir). train: every model's HAR core is shrunk towards the panel of "
+        "these series (the model's own left out) before the trees correct it; evaluate: adds "
+        "har_core_pooled and ensemble_pooled beside the own-series models.",
     )
     pool_data_dir: Path | None = Field(
         None,
-        description="evaluate (csv): the folder of the pool's <symbol>_daily.csv files "
+        description="train, evaluate (csv): the folder of the pool's <symbol>_daily.csv files "
         "(default: the pool file's folder).",
     )
     horizons: Annotated[list[int] | None, NoDecode] = Field(

@@ -105,6 +105,14 @@ META_LEARNERS: tuple[str, ...] = get_args(MetaLearner)
 BIAS_CORRECTIONS: tuple[str, ...] = get_args(BiasCorrection)
 
 
+# Moves a core's own coefficients (intercept first), given its logged design and log-variance
+# target: how a base learner borrows from outside its series (volforecast.pooling).
+CorePrior = Callable[[FloatArray, FloatArray, FloatArray], FloatArray]
+# Gives the prior for the base learners fitted on the training rows up to (and including) a row
+# position; StackedEnsemble.fit asks it once per out-of-fold fit and once for the final fit.
+CorePriors = Callable[[int], CorePrior | None]
+
+
 class LogCoreFit(NamedTuple):
     coef: FloatArray  # intercept first
     log_bias: float  # log of the bias-correction factor
@@ -128,6 +136,20 @@ def fit_log_core(X: FloatArray, log_variance: FloatArray, bias: str) -> LogCoreF
     return LogCoreFit(coef, float(np.log(np.mean(np.exp(resid)))), resid_var)
 
 
+def moved_core(
+    core: LogCoreFit, coef: FloatArray, X: FloatArray, log_variance: FloatArray, bias: str
+) -> LogCoreFit:
+    """``core`` with its coefficients replaced by ``coef``, and the bias correction recomputed
+    from the residuals of the moved regression (Duan's smearing or s²/2, as ``bias`` says)."""
+    resid = log_variance - (coef[0] + X @ coef[1:])
+    resid_var = float(resid @ resid / max(len(resid) - len(coef), 1))
+    if bias == "normal":
+        return LogCoreFit(np.asarray(coef, dtype=np.float64), resid_var / 2.0, resid_var)
+    return LogCoreFit(
+        np.asarray(coef, dtype=np.float64), float(np.log(np.mean(np.exp(resid)))), resid_var
+    )
+
+
 class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """Log-linear HAR core plus boosted corrections; ``predict`` returns volatility.
 
@@ -140,6 +162,10 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     core_weight : share of the linear core alone in ``predict`` (volatility units); the rest is
         the boosted forecast. ``StackedEnsemble(meta="core_mix" | "loss_mix")`` sets it from
         out-of-fold data.
+    core_prior : ``None`` (the core is the series' own OLS) or a callable
+        ``(own_coef, logged_design, log_variance) -> coef`` that moves the own coefficients
+        (intercept first), e.g. towards a panel's (``volforecast.pooling.PanelShrinkage``); the
+        bias correction and the trees then start from the moved core.
     """
 
     def __init__(
@@ -149,12 +175,14 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         log_features: Sequence[int] = (),
         bias: str = "duan",
         core_weight: float = 0.0,
+        core_prior: CorePrior | None = None,
     ) -> None:
         self.booster = booster
         self.linear_features = linear_features
         self.log_features = log_features
         self.bias = bias
         self.core_weight = core_weight
+        self.core_prior = core_prior
 
     def _log_core(self, X: FloatArray) -> FloatArray:
         logged = np.log(np.maximum(X[:, list(self.linear_features)], MIN_VOL))
@@ -168,7 +196,12 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     def fit(self, X: Any, y: Any) -> HARBoostRegressor:
         features = _as_matrix(X)
         variance = np.maximum(np.asarray(y, dtype=np.float64), MIN_VOL) ** 2
-        core = fit_log_core(self._log_core(features), np.log(variance), self.bias)
+        logged, log_var = self._log_core(features), np.log(variance)
+        core = fit_log_core(logged, log_var, self.bias)
+        # getattr: learners pickled before core_prior existed fitted their own core.
+        prior = getattr(self, "core_prior", None)
+        if prior is not None:
+            core = moved_core(core, prior(core.coef, logged, log_var), logged, log_var, self.bias)
         self.linear_coef_, self.log_bias_ = core.coef, core.log_bias
         margin = self._margin(features)
         self.booster_ = clone(self.booster)
@@ -406,7 +439,7 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.meta = meta
 
     def _base_learners(
-        self, core_weight: float = 0.0
+        self, core_weight: float = 0.0, core_prior: CorePrior | None = None
     ) -> tuple[HARBoostRegressor, HARBoostRegressor]:
         cols = list(self.feature_cols)
         missing = [c for c in (*self.core, *self.core_logs) if c not in cols]
@@ -418,14 +451,32 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         lgbm_params = {**default_lgbm_params(self.seed, self.n_jobs), **(self.lgbm_params or {})}
         return (
             HARBoostRegressor(
-                xgb.XGBRegressor(**xgb_params), core, core_logs, self.bias, core_weight
+                xgb.XGBRegressor(**xgb_params), core, core_logs, self.bias, core_weight, core_prior
             ),
             HARBoostRegressor(
-                lgb.LGBMRegressor(**lgbm_params), core, core_logs, self.bias, core_weight
+                lgb.LGBMRegressor(**lgbm_params),
+                core,
+                core_logs,
+                self.bias,
+                core_weight,
+                core_prior,
             ),
         )
 
-    def fit(self, X: Any, y: Any, progress: Progress | None = None) -> StackedEnsemble:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        progress: Progress | None = None,
+        core_priors: CorePriors | None = None,
+    ) -> StackedEnsemble:
+        """Fit the base learners out of fold, the meta-learner on their forecasts, and the
+        final learners on every row.
+
+        ``core_priors`` (optional) gives each fit's core prior from the position of the last
+        training row it sees (``CorePriors``): a prior built from data up to that row's date
+        keeps every out-of-fold forecast free of later information.
+        """
         if self.meta not in META_LEARNERS:
             raise ValueError(f"meta must be one of {META_LEARNERS}, got {self.meta!r}")
         say = progress or (lambda _msg: None)
@@ -439,7 +490,8 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             say(
                 f"out-of-fold {k}/{len(folds)}: fit on {len(train_idx)} rows, predict {len(pred_idx)}"
             )
-            for j, learner in enumerate(self._base_learners()):
+            prior = core_priors(int(train_idx[-1])) if core_priors is not None else None
+            for j, learner in enumerate(self._base_learners(core_prior=prior)):
                 learner.fit(features[train_idx], target[train_idx])
                 oof[pred_idx, j] = learner.predict(features[pred_idx])
                 if j == 0:  # both learners share the core: same data, same regression
@@ -467,7 +519,8 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.oof_forecast_ = np.full(n, np.nan)
         self.oof_forecast_[covered] = mixed
         say(f"final base learners on all {n} rows")
-        self.xgb_model_, self.lgbm_model_ = self._base_learners(core_weight)
+        prior = core_priors(n - 1) if core_priors is not None else None
+        self.xgb_model_, self.lgbm_model_ = self._base_learners(core_weight, prior)
         self.xgb_model_.fit(features, target)
         self.lgbm_model_.fit(features, target)
         self.oof_predictions_ = oof

@@ -10,6 +10,12 @@ borrows the shape of its regression from many others.
   ``n / (n + kappa)`` on its own (``n`` its training rows): empirical-Bayes style, the less
   history, the more pooling. The panel's intercept is put back on the series' own level.
 
+- ``load_pool``: the ``--pool-universe`` series' labeled rows, for ``evaluate`` and ``train``.
+- ``PanelShrinkage`` / ``PoolPriors``: the same shrinkage as the ensemble's core prior
+  (``volforecast.ensemble.CorePrior``): ``train --pool-universe`` fits each out-of-fold and
+  final base learner on a core shrunk towards the panel of the pool's rows up to that fit's
+  last training day, so no fold reads a later day of any series.
+
 ``kappa`` is chosen on the development period (``bench/pooling.py``; services/train/README.md,
 "Partial pooling").
 """
@@ -17,21 +23,33 @@ borrows the shape of its regression from many others.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from volforecast import selection
 from volforecast.baselines import HARCore, core_design, log_variance
-from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS
+from volforecast.config import Settings
+from volforecast.data import Downloader, load_market_data
+from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS, Progress
+from volforecast.errors import DataError, VolforecastError
+from volforecast.features import build_dataset, labeled
+from volforecast.schemas import PoolingInfo
+
+log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 # The shrinkage constant the development-period protocol chose (bench/pooling.py).
 POOL_KAPPA = 1000.0
 # A series enters the panel at a cut-off only with this many rows by then.
 MIN_PANEL_ROWS = 250
+# The pool's history starts here (the shared data's stocks begin in 1993).
+POOL_START = dt.date(1990, 1, 1)
+POOL_PROGRESS_EVERY = 25
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,9 @@ class PanelCore:
     slopes: FloatArray
     rows: int
     series: int
+
+    through: dt.date | None = None  # the last day of any series' rows in the panel
+    symbols: tuple[str, ...] = ()
 
     def raw_coef(self, x_mean: FloatArray, y_mean: float) -> FloatArray:
         """The panel's regression on one series' own level: intercept first."""
@@ -73,7 +94,8 @@ class PoolData:
         """The panel on every series' rows dated on or before ``cut`` (their targets' windows
         end a horizon later, inside the caller's purge), ``exclude`` left out."""
         stamp = np.datetime64(pd.Timestamp(cut), "ns")
-        xs, ys = [], []
+        xs, ys, used = [], [], []
+        last = np.datetime64("NaT", "ns")
         for symbol, dates in self.dates.items():
             if symbol == exclude:
                 continue
@@ -83,6 +105,8 @@ class PoolData:
             x, y = self.design[symbol][:n], self.target[symbol][:n]
             xs.append(x - x.mean(axis=0))
             ys.append(y - y.mean())
+            used.append(symbol)
+            last = dates[n - 1] if np.isnat(last) else max(last, dates[n - 1])
         if not xs:
             raise ValueError(f"no pool series has {MIN_PANEL_ROWS} rows by {cut}")
         X, y = np.vstack(xs), np.concatenate(ys)
@@ -90,7 +114,10 @@ class PoolData:
         # Normal equations: a hundred thousand rows, nine columns, well conditioned once
         # demeaned; lstsq's SVD took seconds per refit.
         coef = np.linalg.solve(design.T @ design, design.T @ y)
-        return PanelCore(float(coef[0]), np.asarray(coef[1:], dtype=np.float64), len(y), len(xs))
+        return PanelCore(
+            float(coef[0]), np.asarray(coef[1:], dtype=np.float64), len(y), len(xs),
+            pd.Timestamp(last).date(), tuple(used),
+        )  # fmt: skip
 
 
 def pool_weight(n_rows: int, kappa: float = POOL_KAPPA) -> float:
@@ -141,3 +168,141 @@ class PooledHARCore(HARCore):
         # Duan's smearing of the shrunk regression's own residuals, as the core does.
         self.log_bias_ = float(np.log(np.mean(np.exp(resid))))
         return self
+
+
+@dataclass(frozen=True)
+class PanelShrinkage:
+    """A core prior (``volforecast.ensemble.CorePrior``): a series' own coefficients shrunk
+    towards ``panel``'s by ``shrunk_coef``. Pickled inside the base learners it fitted, so a
+    model set carries the panel it borrowed from."""
+
+    panel: PanelCore
+    kappa: float = POOL_KAPPA
+
+    def __call__(self, own: FloatArray, x: FloatArray, y: FloatArray) -> FloatArray:
+        return shrunk_coef(own, self.panel, x, y, self.kappa)
+
+
+@dataclass
+class PoolPriors:
+    """The ensemble's ``core_priors`` (``volforecast.ensemble.CorePriors``) for one series'
+    training rows ``dates``: the shrinkage towards the panel on the pool's rows up to the date
+    of the last row a fit sees, ``exclude`` (the series itself) left out. A fit on days when no
+    pool series had ``MIN_PANEL_ROWS`` rows yet keeps its own core (an early out-of-fold fit of
+    a series as old as its pool); the final fit must have a panel (``info``). Panels are cached
+    per day: Model A's and Model B's folds share most of theirs."""
+
+    pool: PoolData
+    dates: pd.DatetimeIndex
+    exclude: str | None = None
+    kappa: float = POOL_KAPPA
+    _panels: dict[pd.Timestamp, PanelCore | None] = field(default_factory=dict, repr=False)
+
+    def panel(self, last_row: int) -> PanelCore | None:
+        day = pd.Timestamp(self.dates[last_row])
+        if day not in self._panels:
+            try:
+                self._panels[day] = self.pool.panel_at(day, exclude=self.exclude)
+            except ValueError:
+                self._panels[day] = None
+        return self._panels[day]
+
+    def __call__(self, last_row: int) -> PanelShrinkage | None:
+        panel = self.panel(last_row)
+        return None if panel is None else PanelShrinkage(panel, self.kappa)
+
+    def info(self, universe: str, n_rows: int) -> PoolingInfo:
+        """What the final fit on the first ``n_rows`` rows pooled with, for the set's files.
+
+        Raises DataError when no pool series had ``MIN_PANEL_ROWS`` rows by its last day."""
+        panel = self.panel(n_rows - 1)
+        if panel is None or panel.through is None:
+            raise DataError(
+                f"--pool-universe {universe}: no pool series other than {self.exclude} has "
+                f"{MIN_PANEL_ROWS} labeled rows by {self.dates[n_rows - 1].date()}, so there is "
+                "no panel to pool with. Fix: pool with series of longer history, or train "
+                "without --pool-universe."
+            )
+        folds_alone = sum(p is None for p in self._panels.values())
+        if folds_alone:
+            log.info(
+                "pool: %d out-of-fold fit(s) before any panel kept their own core", folds_alone
+            )
+        return PoolingInfo(
+            universe=universe, series=list(panel.symbols), panel_rows=panel.rows,
+            panel_through=panel.through, kappa=self.kappa,
+            own_weight=pool_weight(n_rows, self.kappa),
+        )  # fmt: skip
+
+
+def load_pool(
+    settings: Settings, downloader: Downloader | None, today: dt.date, progress: Progress
+) -> PoolData:
+    """The ``--pool-universe`` series' labeled rows at ``settings.horizon``, from their first
+    row (not the series' own ``--start``) to ``--end`` (csv: the files in ``--pool-data-dir``).
+    A series that cannot be loaded is left out with a warning; none at all is a DataError."""
+    if settings.pool_universe is None:
+        raise ValueError("load_pool needs settings.pool_universe")
+    symbols = settings.pool_symbols() or []
+    here = settings.pool_data_dir or settings.pool_universe.parent
+    spec = selection.ensemble_spec(settings)
+    datasets, skipped, repaired = {}, [], 0
+    progress(f"pool: loading {len(symbols)} series from {here}")
+    # One line per pool series would bury the run's own log: the data layer's per-load line is
+    # held back, and the pool reports every POOL_PROGRESS_EVERY series and a total instead.
+    data_log = logging.getLogger("volforecast.data")
+    level = data_log.level
+    data_log.setLevel(max(level, logging.WARNING))
+    try:
+        for k, symbol in enumerate(symbols, start=1):
+            # Every row the pool has up to --end, whatever the series' own --start: its long
+            # history is what pooling lends (each panel still reads only rows up to its fit).
+            one = settings.for_symbol(
+                symbol, data_dir=here if settings.data_source.value == "csv" else settings.data_dir,
+                pool_universe=None, start=POOL_START,
+            )  # fmt: skip
+            try:
+                market = load_market_data(one, downloader=downloader, today=today)
+            except VolforecastError as exc:
+                skipped.append(f"{symbol} ({exc})")
+                continue
+            repaired += len(market.repaired)
+            datasets[symbol] = labeled(build_dataset(market.frame, settings.horizon))
+            if k % POOL_PROGRESS_EVERY == 0 and k < len(symbols):
+                progress(f"pool: {k}/{len(symbols)} series loaded")
+    finally:
+        data_log.setLevel(level)
+    for line in skipped:
+        log.warning("pool: left out %s", line)
+    if not datasets:
+        raise DataError(
+            f"--pool-universe {settings.pool_universe}: none of its {len(symbols)} series could "
+            f"be loaded from {here}. Fix: point --pool-data-dir at their <symbol>_daily.csv files."
+        )
+    progress(
+        f"pool: {len(datasets)} of {len(symbols)} series from {here}"
+        + (f" ({repaired} bad ticks repaired by the bad-rows policy)" if repaired else "")
+    )
+    return PoolData.from_datasets(datasets, spec.core, spec.core_logs)
+
+
+# One process's loaded pools: a universe train fits every symbol against the same pool, and a
+# Dask worker trains many symbols. Keyed by what the load reads.
+_POOLS: dict[tuple[object, ...], PoolData] = {}
+
+
+def cached_pool(
+    settings: Settings, downloader: Downloader | None, today: dt.date, progress: Progress
+) -> PoolData:
+    """``load_pool``, loaded once per process for the same pool, data and cut-off."""
+    key = (
+        settings.pool_universe, settings.pool_data_dir, settings.data_dir,
+        settings.data_source, settings.horizon, settings.as_of,
+        settings.bad_rows, downloader, today,
+    )  # fmt: skip
+    if key not in _POOLS:
+        _POOLS.clear()  # one pool at a time: a panel's rows are large
+        _POOLS[key] = load_pool(settings, downloader, today, progress)
+    else:
+        progress(f"pool: {len(_POOLS[key].dates)} series, already loaded in this process")
+    return _POOLS[key]

@@ -24,7 +24,7 @@ from volforecast.metrics import (
     rmse,
 )
 from volforecast.schemas import CandidateScore, DMTest, ModelMetrics
-from volforecast.walkforward import ENSEMBLE, REALIZED
+from volforecast.walkforward import ENSEMBLE, ENSEMBLE_VARIANTS, REALIZED
 
 HAR_RV = "har_rv"
 # Metric name -> lower is better.
@@ -152,7 +152,8 @@ def score_forecasts(forecasts: pd.DataFrame, horizon: int) -> Evaluation:
     """
     realized = forecasts[REALIZED]
     models = [c for c in forecasts.columns if c != REALIZED]
-    baselines = [m for m in models if m != ENSEMBLE]
+    # The ensemble's own variants (ensemble_pooled) are not baselines it must beat.
+    baselines = [m for m in models if m != ENSEMBLE and m not in ENSEMBLE_VARIANTS]
     metrics = {m: model_metrics(realized, forecasts[m]) for m in models}
     har = metrics[HAR_RV].model_dump()
     ratios = {m: {k: ratio(v, har[k]) for k, v in metrics[m].model_dump().items()} for m in models}

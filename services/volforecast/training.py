@@ -26,11 +26,13 @@ from volforecast.errors import DataError
 from volforecast.faults import check_feed
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.metrics import Scores, score
+from volforecast.pooling import PoolData, PoolPriors, cached_pool
 from volforecast.schemas import (
     DateRange,
     DualModelBaseline,
     ModelAInfo,
     ModelBInfo,
+    PoolingInfo,
     TrainingRecord,
     ValidationBaseline,
 )
@@ -60,6 +62,7 @@ class FittedModel:
     scores: Scores
     eval_predictions: np.ndarray
     calibration: ForecastCalibration
+    pooling: PoolingInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,27 @@ def new_run_id(now: dt.datetime) -> str:
 
 
 def fit_on_split(
-    data: pd.DataFrame, returns: pd.Series, split: Split, settings: Settings, progress: Progress
+    data: pd.DataFrame,
+    returns: pd.Series,
+    split: Split,
+    settings: Settings,
+    progress: Progress,
+    priors: PoolPriors | None = None,
 ) -> FittedModel:
+    """Fit one model on ``split``'s training rows (a prefix of ``data``) and score it on its
+    evaluation rows; ``priors``: the cores shrunk towards the pool (``--pool-universe``)."""
     X = data.loc[:, list(FEATURE_COLUMNS)]
     y = data[TARGET]
     ensemble = selection.make_ensemble(settings)
-    ensemble.fit(X.iloc[split.train], y.iloc[split.train], progress=progress)
+    ensemble.fit(X.iloc[split.train], y.iloc[split.train], progress=progress, core_priors=priors)
+    pooling = None
+    if priors is not None:
+        pooling = priors.info(str(settings.pool_universe), split.n_train)
+        progress(
+            f"core shrunk towards the panel of {len(pooling.series)} pool series "
+            f"({pooling.panel_rows} rows through {pooling.panel_through}), weight "
+            f"{pooling.own_weight:.2f} on its own"
+        )
     progress(
         "out-of-fold mix: "
         + ", ".join(f"{k} {w:.2f}" for k, w in ensemble.mix_weights_.items())
@@ -107,6 +125,7 @@ def fit_on_split(
         scores=score(y.iloc[split.evaluate], preds),
         eval_predictions=preds,
         calibration=calibration,
+        pooling=pooling,
     )
 
 
@@ -115,9 +134,15 @@ def _day(ts: Any) -> dt.date:
 
 
 def train_models(
-    market: MarketData, settings: Settings, run_id: str, now: dt.datetime, progress: Progress
+    market: MarketData,
+    settings: Settings,
+    run_id: str,
+    now: dt.datetime,
+    progress: Progress,
+    pool: PoolData | None = None,
 ) -> tuple[TrainingResult, dict[str, bytes]]:
-    """Fit both models and build every file of the set (in memory; nothing is written)."""
+    """Fit both models and build every file of the set (in memory; nothing is written);
+    ``pool``: the ``--pool-universe`` rows their cores are shrunk towards."""
     started = time.monotonic()
     data = labeled(build_dataset(market.frame, settings.horizon))
     n = len(data)
@@ -143,9 +168,19 @@ def train_models(
         f"Model A (90%): {split_a.n_train} training rows, {split_a.n_evaluate} validation rows"
     )
     returns = log_returns(market.frame["spy_adj_close"])
-    fit_a = fit_on_split(data, returns, split_a, settings, lambda m: progress(f"Model A: {m}"))
+    # Both splits' training rows are prefixes of ``data``: one cache of panels serves both.
+    priors = (
+        PoolPriors(pool, pd.DatetimeIndex(data.index), exclude=settings.symbol)
+        if pool is not None
+        else None
+    )
+    fit_a = fit_on_split(
+        data, returns, split_a, settings, lambda m: progress(f"Model A: {m}"), priors
+    )
     progress(f"Model B (all-30): {split_b.n_train} training rows, {split_b.n_evaluate} test rows")
-    fit_b = fit_on_split(data, returns, split_b, settings, lambda m: progress(f"Model B: {m}"))
+    fit_b = fit_on_split(
+        data, returns, split_b, settings, lambda m: progress(f"Model B: {m}"), priors
+    )
 
     stamp = now.isoformat()
     as_of_day = settings.as_of or now.date()
@@ -169,6 +204,7 @@ def train_models(
                 training_samples=len(fit.train_index),
                 mix_weights=dict(fit.ensemble.mix_weights_),
                 calibration=fit.calibration.to_dict(),
+                **({"pooling": fit.pooling.model_dump(mode="json")} if fit.pooling else {}),
                 **common,
             )
         )
@@ -242,6 +278,11 @@ def train_models(
         history_digest=lineage.history_digest(
             market.frame.loc[pd.Timestamp(a_info.training_date_start) :]
         ),
+        pooling=(
+            {"model_a": fit_a.pooling, "model_b": fit_b.pooling}
+            if fit_a.pooling is not None and fit_b.pooling is not None
+            else None
+        ),
         **both,
         **run,
         **source,
@@ -310,7 +351,10 @@ def run_train(
         for note in market.notes:
             progress(note)
         check_new_bars(market, models.live_data_end(), settings)
-        result, blobs = train_models(market, settings, run_id, now, progress)
+        pool = None
+        if settings.pool_universe is not None:
+            pool = cached_pool(settings, downloader, now.date(), progress)
+        result, blobs = train_models(market, settings, run_id, now, progress, pool)
         progress(f"writing the model set to {models.root}")
         models.commit(run_id, blobs, result.record, keep=settings.archive_keep)
     return result

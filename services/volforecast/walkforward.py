@@ -28,10 +28,14 @@ from volforecast.engine import Engine, Piece
 from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
 from volforecast.errors import DataError
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
+from volforecast.pooling import PoolData, PoolPriors
 from volforecast.splits import MIN_LABELED_ROWS
 
 REALIZED = "realized"
 ENSEMBLE = "ensemble"
+# The ensemble as train --pool-universe fits it (evaluate --pool-universe).
+ENSEMBLE_POOLED = "ensemble_pooled"
+ENSEMBLE_VARIANTS: tuple[str, ...] = (ENSEMBLE_POOLED,)
 
 
 class Forecaster(Protocol):
@@ -150,15 +154,27 @@ class EnsembleForecaster:
     distribution, as ``train`` stores it (``calibration.fit_shipped``)."""
 
     def __init__(
-        self, settings: Settings, name: str = ENSEMBLE, distribution: bool = False
+        self,
+        settings: Settings,
+        name: str = ENSEMBLE,
+        distribution: bool = False,
+        pool: PoolData | None = None,
     ) -> None:
         self.settings = settings
         self.name = name
         self.distribution = distribution
+        self.pool = pool
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> EnsembleForecaster:
         self.model_: StackedEnsemble = selection.make_ensemble(self.settings)
-        self.model_.fit(train.loc[:, list(FEATURE_COLUMNS)], train[TARGET])
+        # With a pool, as ``train --pool-universe`` fits: every fold's core shrunk towards
+        # the panel of the pool's rows up to that fold's last training day.
+        priors = (
+            PoolPriors(self.pool, pd.DatetimeIndex(train.index), exclude=self.settings.symbol)
+            if self.pool is not None
+            else None
+        )
+        self.model_.fit(train.loc[:, list(FEATURE_COLUMNS)], train[TARGET], core_priors=priors)
         if self.distribution:
             self.calibration_ = fit_shipped(
                 train[TARGET].to_numpy(), self.model_.oof_forecast_, returns,

@@ -30,14 +30,12 @@ from volforecast.engine import Engine, open_engine
 from volforecast.ensemble import Progress
 from volforecast.errors import (
     EXIT_SOME_SYMBOLS_FAILED,
-    DataError,
     VolforecastError,
     exit_code_of,
 )
-from volforecast.features import build_dataset, labeled
 from volforecast.metrics import LOSSES, qlike_excluded
 from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
-from volforecast.pooling import PoolData, PooledHARCore
+from volforecast.pooling import PoolData, PooledHARCore, load_pool
 from volforecast.schemas import (
     DistributionScores,
     EvaluationReport,
@@ -49,6 +47,7 @@ from volforecast.store import ModelsDirectory
 from volforecast.summaries import markdown_header, wrote
 from volforecast.walkforward import (
     ENSEMBLE,
+    ENSEMBLE_POOLED,
     REALIZED,
     EnsembleForecaster,
     Walk,
@@ -210,54 +209,19 @@ class EvaluateOutcome:
     error: BaseException | None = None
 
 
-# The pool's history starts here (the shared data's stocks begin in 1993).
-POOL_START = dt.date(1990, 1, 1)
-
-
-def load_pool(
-    settings: Settings, downloader: Downloader | None, today: dt.date, progress: Progress
-) -> PoolData:
-    """The ``--pool-universe`` series' labeled rows at ``settings.horizon``, from their first
-    row (not the benchmark's ``--start``) to ``--end`` (csv: the files in ``--pool-data-dir``). A series that
-    cannot be loaded is left out with a warning; none at all is a DataError."""
-    assert settings.pool_universe is not None
-    symbols = settings.pool_symbols() or []
-    here = settings.pool_data_dir or settings.pool_universe.parent
-    spec = selection.ensemble_spec(settings)
-    datasets, skipped = {}, []
-    for symbol in symbols:
-        # Every row the pool has up to --end, whatever the benchmark's own --start: its long
-        # history is what pooling lends (each panel still reads only rows up to its refit).
-        one = settings.for_symbol(
-            symbol, data_dir=here if settings.data_source.value == "csv" else settings.data_dir,
-            pool_universe=None, start=POOL_START,
-        )  # fmt: skip
-        try:
-            frame = load_market_data(one, downloader=downloader, today=today).frame
-        except VolforecastError as exc:
-            skipped.append(f"{symbol} ({exc})")
-            continue
-        datasets[symbol] = labeled(build_dataset(frame, settings.horizon))
-    for line in skipped:
-        log.warning("pool: left out %s", line)
-    if not datasets:
-        raise DataError(
-            f"--pool-universe {settings.pool_universe}: none of its {len(symbols)} series could "
-            f"be loaded from {here}. Fix: point --pool-data-dir at their <symbol>_daily.csv files."
-        )
-    progress(f"pool: {len(datasets)} of {len(symbols)} series from {here}")
-    return PoolData.from_datasets(datasets, spec.core, spec.core_logs)
-
-
-def add_pooled_core(walk: Walk, pool: PoolData) -> None:
-    """The pooled core joins the walk: one panel per refit, on the pool's rows up to that
-    refit's last training day (the benchmark's own series left out of its panel)."""
+def add_pooled_models(walk: Walk, pool: PoolData) -> None:
+    """The pooled core and the pooled ensemble join the walk. The core: one panel per refit,
+    on the pool's rows up to that refit's last training day (the benchmark's own series left
+    out of its panel). The ensemble: as ``train --pool-universe`` fits it, every out-of-fold
+    and final core shrunk towards the panel up to its own last training day, the trees on
+    top."""
     spec = selection.ensemble_spec(walk.settings)
     panels = {}
     for block in walk.blocks:
         cut = pd.Timestamp(walk.data.index[block.train_end - 1])
         panels[cut] = pool.panel_at(cut, exclude=walk.settings.symbol)
     walk.models.append(PooledHARCore(panels, spec.core, spec.core_logs))
+    walk.models.append(EnsembleForecaster(walk.settings, name=ENSEMBLE_POOLED, pool=pool))
 
 
 def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -> Walk:
@@ -376,7 +340,7 @@ def evaluate_all(
             if settings.pool_universe is not None:
                 if settings.horizon not in pools:
                     pools[settings.horizon] = load_pool(settings, downloader, now.date(), progress)
-                add_pooled_core(walk, pools[settings.horizon])
+                add_pooled_models(walk, pools[settings.horizon])
         except VolforecastError as exc:
             progress(f"{settings.symbol} h={settings.horizon}: {exc}")
             walks.append(EvaluateOutcome(settings.symbol, settings.horizon, error=exc))
@@ -522,11 +486,13 @@ def summarize(
 POOLED = "har_core_pooled"
 
 
-def pooling_gain(rows: Sequence[EvaluationSummaryRow]) -> dict[str, float]:
-    """Geometric mean over benchmarks of the pooled core's loss over the own core's."""
+def pooling_gain(
+    rows: Sequence[EvaluationSummaryRow], pooled: str = POOLED, own: str = "har_core"
+) -> dict[str, float]:
+    """Geometric mean over benchmarks of the pooled model's loss over its own-series twin's."""
     return {
         k: float(np.exp(np.mean([
-            np.log(r.ratio_to_har_rv[POOLED][k] / r.ratio_to_har_rv["har_core"][k]) for r in rows
+            np.log(r.ratio_to_har_rv[pooled][k] / r.ratio_to_har_rv[own][k]) for r in rows
         ])))
         for k in ("rmse", "qlike")
     }  # fmt: skip
@@ -575,12 +541,16 @@ def summary_markdown(summary: EvaluationSummary) -> str:
                 for m in models
             ]
             lines.append(f"| {row.symbol} | {row.horizon} | " + " | ".join(cells) + " |")
-    pooled = [r for r in ok if POOLED in r.ratio_to_har_rv and "har_core" in r.ratio_to_har_rv]
-    if pooled:
-        gains = pooling_gain(pooled)
-        lines += ["", f"Partial pooling: {POOLED} over har_core (the series' own core), geometric "
-                  f"mean over {len(pooled)} benchmarks: RMSE {gains['rmse']:.4f}, QLIKE "
-                  f"{gains['qlike']:.4f}."]  # fmt: skip
+    for pooled_name, own, what in (
+        (POOLED, "har_core", "the series' own core"),
+        (ENSEMBLE_POOLED, ENSEMBLE, "the ensemble on its own core"),
+    ):
+        pooled = [r for r in ok if {pooled_name, own} <= set(r.ratio_to_har_rv)]
+        if pooled:
+            gains = pooling_gain(pooled, pooled_name, own)
+            lines += ["", f"Partial pooling: {pooled_name} over {own} ({what}), geometric mean "
+                      f"over {len(pooled)} benchmarks: RMSE {gains['rmse']:.4f}, QLIKE "
+                      f"{gains['qlike']:.4f}."]  # fmt: skip
     with_dist = [r for r in ok if r.distribution]
     if with_dist:
         names = list(with_dist[0].distribution)

@@ -167,6 +167,20 @@ class Manifest(Record):
     library_versions: dict[str, str] | None = None
 
 
+class PoolingInfo(Record):
+    """What one model's HAR core was shrunk towards (``train --pool-universe``): the panel of
+    its final fit, on the pool's rows up to its last training day."""
+
+    universe: str = Field(description="the --pool-universe file")
+    series: list[str] = Field(description="the pool series in the panel (the model's own left out)")
+    panel_rows: Count = Field(description="labeled rows the panel was fitted on")
+    panel_through: dt.date = Field(description="the last day of any pool series' rows used")
+    kappa: PositiveFinite = Field(description="the shrinkage constant (pooling.POOL_KAPPA)")
+    own_weight: Probability = Field(
+        description="the weight on the series' own coefficients, n / (n + kappa)"
+    )
+
+
 class TrainingRecord(Record):
     """One line of ``training_history.jsonl``."""
 
@@ -212,6 +226,11 @@ class TrainingRecord(Record):
         None,
         description="SHA-256 of the close and implied volatility fitted on "
         "(lineage.history_digest): monitor compares it with the feed's same period",
+    )
+    pooling: dict[str, PoolingInfo] | None = Field(
+        None,
+        description="per model (model_a, model_b), the panel its core was shrunk towards; none "
+        "without --pool-universe",
     )
 
 
