@@ -22,6 +22,14 @@ The rule (``choose``):
 
     python bench/risk.py walk --data-dir ../shared/data --symbols spy,qqq --out /tmp/risk.jsonl
     python bench/risk.py choose /tmp/risk.jsonl
+
+``feasibility`` asks what the acceptance targets demand of the best VaR there could be: one whose
+exceedances are independent with a constant rate ``q``. For ``q`` from 0.5% to 1.2% it
+simulates ``--series`` backtests of ``--days`` days (seeded) and prints the share that pass
+Kupiec at 5% (against the nominal 1%), the share with at least 95% of their 250-day windows in
+the Basel green zone, and the share that pass both. It reads no data.
+
+    python bench/risk.py feasibility --days 3200 --series 10000
 """
 
 from __future__ import annotations
@@ -148,6 +156,26 @@ def choose(lines: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
     return str(best.index[0]), per
 
 
+def feasibility(days: int, series: int) -> int:
+    """The targets' pass rates for an ideal VaR with independent exceedances at rate q."""
+    rng = np.random.default_rng(20261203)
+    print(f"{days}-day backtests of a 99% VaR, {series} simulated per rate; exceedances independent")
+    print(f"{'rate q':>8}{'Kupiec ok':>11}{'green>=95%':>12}{'both':>8}{'mean green':>12}")
+    for q in (0.005, 0.006, 0.007, 0.0075, 0.008, 0.009, 0.010, 0.012):
+        kupiec = green = both = 0
+        shares = []
+        for _ in range(series):
+            hits = rng.random(days) < q
+            k = backtests.kupiec_pof(hits, 0.01) >= 0.05
+            share = backtests.basel_green_share(hits) or 0.0
+            g = share >= 0.95
+            kupiec, green, both = kupiec + k, green + g, both + (k and g)
+            shares.append(share)
+        print(f"{q:>8.4f}{kupiec / series:>11.3f}{green / series:>12.3f}{both / series:>8.3f}"
+              f"{np.mean(shares):>12.3f}", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -158,7 +186,12 @@ def main() -> int:
     w.add_argument("--out", type=Path, required=True, help="append the results to this file")
     c = sub.add_parser("choose", help="apply the rule to the walks' results")
     c.add_argument("results", type=Path, nargs="+")
+    f = sub.add_parser("feasibility", help="the targets against an ideal independent VaR")
+    f.add_argument("--days", type=int, default=3200, help="backtest length [3200]")
+    f.add_argument("--series", type=int, default=10000, help="simulated backtests [10000]")
     args = parser.parse_args()
+    if args.step == "feasibility":
+        return feasibility(args.days, args.series)
     if args.step == "walk":
         for symbol in args.symbols.upper().split(","):
             for h in (int(x) for x in args.horizons.split(",")):
