@@ -3,10 +3,13 @@ pooled core in a walk, on seeded synthetic series."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from volforecast.errors import DataError
 from volforecast.pooling import (
     MIN_PANEL_ROWS,
     PanelCore,
@@ -93,17 +96,35 @@ def test_pool_priors_panel_is_unchanged_when_later_rows_are_appended_to_the_pool
         {s: y[:cut] for s, y in full.target.items()},
     )
     dates = pd.DatetimeIndex(full.dates["A"][:cut])
-    late, now = PoolPriors(full, dates, exclude="C"), PoolPriors(early, dates, exclude="C")
-    for row in (MIN_PANEL_ROWS, cut - 1):
+    ends = [MIN_PANEL_ROWS, cut - 1]
+    late = PoolPriors.for_fits(full, dates, ends, exclude="C")
+    now = PoolPriors.for_fits(early, dates, ends, exclude="C")
+    for row in ends:
         assert late.panel(row).slopes.tolist() == now.panel(row).slopes.tolist()
         assert late.panel(row).intercept == now.panel(row).intercept
     assert late.panel(cut - 1).symbols == ("A", "B") and late.panel(cut - 1).rows == 2 * cut
 
 
+def test_pool_priors_keep_the_own_core_when_no_pool_series_is_old_enough_yet():
+    pool = _pool({"A": -9.0})
+    dates = pd.DatetimeIndex(pool.dates["A"])
+    priors = PoolPriors.for_fits(pool, dates, [10, 599])
+    assert priors(10) is None and isinstance(priors(599), PanelShrinkage)
+    with pytest.raises(DataError, match="no panel to pool with"):
+        priors.info("pool.txt", 11)
+
+
+def test_pool_priors_carry_their_panels_not_the_pool_when_pickled():
+    pool = _pool({f"S{k}": -8.0 for k in range(20)})
+    dates = pd.DatetimeIndex(pool.dates["S0"])
+    priors = PoolPriors.for_fits(pool, dates, [300, 599])
+    assert len(pickle.dumps(priors)) < len(pickle.dumps(pool)) / 10
+
+
 def test_pool_priors_info_names_the_final_fits_panel_and_its_own_weight():
     pool = _pool({"A": -9.0, "B": -7.0})
     dates = pd.DatetimeIndex(pool.dates["A"])
-    info = PoolPriors(pool, dates, kappa=1000.0).info("pool.txt", 500)
+    info = PoolPriors.for_fits(pool, dates, [499], kappa=1000.0).info("pool.txt", 500)
     assert info.series == ["A", "B"] and info.panel_rows == 1000
     assert info.panel_through == dates[499].date()
     assert info.own_weight == pytest.approx(500 / 1500)

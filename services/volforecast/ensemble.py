@@ -463,6 +463,18 @@ class StackedEnsemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             ),
         )
 
+    def fit_ends(self, n_rows: int) -> list[int]:
+        """The position of the last training row of every fit ``fit`` makes on ``n_rows``
+        rows: the out-of-fold fits in order, then the final fit (what ``core_priors`` is asked).
+
+        Examples
+        --------
+        >>> StackedEnsemble(horizon=5, n_folds=2).fit_ends(100)
+        [28, 61, 99]
+        """
+        folds = purged_folds(n_rows, self.n_folds, self.horizon)
+        return [int(train_idx[-1]) for train_idx, _ in folds] + [n_rows - 1]
+
     def fit(
         self,
         X: Any,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -183,29 +183,43 @@ class PanelShrinkage:
         return shrunk_coef(own, self.panel, x, y, self.kappa)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PoolPriors:
     """The ensemble's ``core_priors`` (``volforecast.ensemble.CorePriors``) for one series'
-    training rows ``dates``: the shrinkage towards the panel on the pool's rows up to the date
-    of the last row a fit sees, ``exclude`` (the series itself) left out. A fit on days when no
-    pool series had ``MIN_PANEL_ROWS`` rows yet keeps its own core (an early out-of-fold fit of
-    a series as old as its pool); the final fit must have a panel (``info``). Panels are cached
-    per day: Model A's and Model B's folds share most of theirs."""
+    training rows ``dates``: the shrinkage towards ``panels[day]``, the panel on the pool's rows
+    up to the day of the last row a fit sees. Built by ``for_fits`` for the fits the ensemble
+    will make (``StackedEnsemble.fit_ends``), so it carries a few small panels, never the pool
+    (it travels inside Dask pieces). A fit on a day when no pool series had ``MIN_PANEL_ROWS``
+    rows yet (``None``) keeps its own core: an early out-of-fold fit of a series as old as its
+    pool. The final fit must have a panel (``info``)."""
 
-    pool: PoolData
     dates: pd.DatetimeIndex
-    exclude: str | None = None
+    panels: Mapping[pd.Timestamp, PanelCore | None]
     kappa: float = POOL_KAPPA
-    _panels: dict[pd.Timestamp, PanelCore | None] = field(default_factory=dict, repr=False)
+    exclude: str | None = None
+
+    @classmethod
+    def for_fits(
+        cls,
+        pool: PoolData,
+        dates: pd.DatetimeIndex,
+        fit_ends: Sequence[int],
+        exclude: str | None = None,
+        kappa: float = POOL_KAPPA,
+    ) -> PoolPriors:
+        """The panels at the dates of the rows ``fit_ends`` (``exclude`` left out of each)."""
+        panels: dict[pd.Timestamp, PanelCore | None] = {}
+        for end in fit_ends:
+            day = pd.Timestamp(dates[end])
+            if day not in panels:
+                try:
+                    panels[day] = pool.panel_at(day, exclude=exclude)
+                except ValueError:  # no pool series old enough yet
+                    panels[day] = None
+        return cls(dates, panels, kappa, exclude)
 
     def panel(self, last_row: int) -> PanelCore | None:
-        day = pd.Timestamp(self.dates[last_row])
-        if day not in self._panels:
-            try:
-                self._panels[day] = self.pool.panel_at(day, exclude=self.exclude)
-            except ValueError:
-                self._panels[day] = None
-        return self._panels[day]
+        return self.panels[pd.Timestamp(self.dates[last_row])]
 
     def __call__(self, last_row: int) -> PanelShrinkage | None:
         panel = self.panel(last_row)
@@ -223,11 +237,9 @@ class PoolPriors:
                 "no panel to pool with. Fix: pool with series of longer history, or train "
                 "without --pool-universe."
             )
-        folds_alone = sum(p is None for p in self._panels.values())
-        if folds_alone:
-            log.info(
-                "pool: %d out-of-fold fit(s) before any panel kept their own core", folds_alone
-            )
+        alone = sum(p is None for p in self.panels.values())
+        if alone:
+            log.info("pool: %d out-of-fold fit(s) before any panel kept their own core", alone)
         return PoolingInfo(
             universe=universe, series=list(panel.symbols), panel_rows=panel.rows,
             panel_through=panel.through, kappa=self.kappa,

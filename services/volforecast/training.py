@@ -168,12 +168,14 @@ def train_models(
         f"Model A (90%): {split_a.n_train} training rows, {split_a.n_evaluate} validation rows"
     )
     returns = log_returns(market.frame["spy_adj_close"])
-    # Both splits' training rows are prefixes of ``data``: one cache of panels serves both.
-    priors = (
-        PoolPriors(pool, pd.DatetimeIndex(data.index), exclude=settings.symbol)
-        if pool is not None
-        else None
-    )
+    # Both splits' training rows are prefixes of ``data``: one set of panels serves both.
+    priors = None
+    if pool is not None:
+        ensemble = selection.make_ensemble(settings)
+        ends = [*ensemble.fit_ends(split_a.n_train), *ensemble.fit_ends(split_b.n_train)]
+        priors = PoolPriors.for_fits(
+            pool, pd.DatetimeIndex(data.index), ends, exclude=settings.symbol
+        )
     fit_a = fit_on_split(
         data, returns, split_a, settings, lambda m: progress(f"Model A: {m}"), priors
     )

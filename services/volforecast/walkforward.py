@@ -28,7 +28,7 @@ from volforecast.engine import Engine, Piece
 from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
 from volforecast.errors import DataError
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
-from volforecast.pooling import PoolData, PoolPriors
+from volforecast.pooling import PanelCore, PoolData, PoolPriors
 from volforecast.splits import MIN_LABELED_ROWS
 
 REALIZED = "realized"
@@ -158,20 +158,20 @@ class EnsembleForecaster:
         settings: Settings,
         name: str = ENSEMBLE,
         distribution: bool = False,
-        pool: PoolData | None = None,
+        panels: Mapping[pd.Timestamp, PanelCore | None] | None = None,
     ) -> None:
         self.settings = settings
         self.name = name
         self.distribution = distribution
-        self.pool = pool
+        self.panels = panels
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> EnsembleForecaster:
         self.model_: StackedEnsemble = selection.make_ensemble(self.settings)
-        # With a pool, as ``train --pool-universe`` fits: every fold's core shrunk towards
-        # the panel of the pool's rows up to that fold's last training day.
+        # With panels (``pooled_panels``), as ``train --pool-universe`` fits: every fold's core
+        # shrunk towards the panel of the pool's rows up to that fold's last training day.
         priors = (
-            PoolPriors(self.pool, pd.DatetimeIndex(train.index), exclude=self.settings.symbol)
-            if self.pool is not None
+            PoolPriors(pd.DatetimeIndex(train.index), self.panels, exclude=self.settings.symbol)
+            if self.panels is not None
             else None
         )
         self.model_.fit(train.loc[:, list(FEATURE_COLUMNS)], train[TARGET], core_priors=priors)
@@ -189,6 +189,18 @@ class EnsembleForecaster:
         known = returns.loc[: rows.index[-1]]
         dist = self.calibration_.distribution_on(point, known, rows.index)
         return distribution_frame(rows.index, dist, point)
+
+
+def pooled_panels(
+    settings: Settings, data: pd.DataFrame, blocks: Sequence[Block], pool: PoolData
+) -> dict[pd.Timestamp, PanelCore | None]:
+    """The panels a pooled ``EnsembleForecaster`` needs on a walk: at the last training row of
+    every fit of every refit (``StackedEnsemble.fit_ends``), the walk's own series left out.
+    Computed once here so that each Dask piece carries a few panels, not the pool."""
+    ensemble = selection.make_ensemble(settings)
+    ends = sorted({e for block in blocks for e in ensemble.fit_ends(block.train_end)})
+    dates = pd.DatetimeIndex(data.index)
+    return dict(PoolPriors.for_fits(pool, dates, ends, exclude=settings.symbol).panels)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from volforecast.walkforward import (
     Walk,
     build_walk,
     point_forecasts,
+    pooled_panels,
     run_walks,
 )
 
@@ -221,7 +222,8 @@ def add_pooled_models(walk: Walk, pool: PoolData) -> None:
         cut = pd.Timestamp(walk.data.index[block.train_end - 1])
         panels[cut] = pool.panel_at(cut, exclude=walk.settings.symbol)
     walk.models.append(PooledHARCore(panels, spec.core, spec.core_logs))
-    walk.models.append(EnsembleForecaster(walk.settings, name=ENSEMBLE_POOLED, pool=pool))
+    pooled = pooled_panels(walk.settings, walk.data, walk.blocks, pool)
+    walk.models.append(EnsembleForecaster(walk.settings, name=ENSEMBLE_POOLED, panels=pooled))
 
 
 def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -> Walk:
