@@ -136,3 +136,10 @@ def test_panel_shrinkage_is_shrunk_coef_with_its_panel_and_kappa():
     own = np.array([0.5, 0.2, 0.4])
     expected = shrunk_coef(own, panel, x, y, kappa=10.0)
     assert PanelShrinkage(panel, 10.0)(own, x, y).tolist() == expected.tolist()
+
+
+def test_panel_at_gives_the_same_panel_for_a_series_outside_the_pool_as_for_none():
+    pool = _pool({"A": -9.0, "B": -7.0})
+    cut = pd.bdate_range("2010-01-01", periods=600)[400]
+    assert pool.panel_at(cut, exclude="ZZZ") is pool.panel_at(cut)
+    assert pool.panel_at(cut, exclude="A").symbols == ("B",)

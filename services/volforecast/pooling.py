@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +76,11 @@ class PoolData:
     dates: dict[str, npt.NDArray[np.datetime64]]
     design: dict[str, FloatArray]
     target: dict[str, FloatArray]
+    # Panels already fitted, by (cut, series left out): the benchmarks of a universe share
+    # their trading days, so their refits ask for the same panels.
+    _panels: dict[tuple[np.datetime64, str | None], PanelCore] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def from_datasets(
@@ -94,6 +99,12 @@ class PoolData:
         """The panel on every series' rows dated on or before ``cut`` (their targets' windows
         end a horizon later, inside the caller's purge), ``exclude`` left out."""
         stamp = np.datetime64(pd.Timestamp(cut), "ns")
+        key = (stamp, exclude if exclude in self.dates else None)
+        if key not in self._panels:
+            self._panels[key] = self._fit_panel(stamp, key[1])
+        return self._panels[key]
+
+    def _fit_panel(self, stamp: np.datetime64, exclude: str | None) -> PanelCore:
         xs, ys, used = [], [], []
         last = np.datetime64("NaT", "ns")
         for symbol, dates in self.dates.items():
@@ -108,7 +119,7 @@ class PoolData:
             used.append(symbol)
             last = dates[n - 1] if np.isnat(last) else max(last, dates[n - 1])
         if not xs:
-            raise ValueError(f"no pool series has {MIN_PANEL_ROWS} rows by {cut}")
+            raise ValueError(f"no pool series has {MIN_PANEL_ROWS} rows by {pd.Timestamp(stamp)}")
         X, y = np.vstack(xs), np.concatenate(ys)
         design = np.column_stack([np.ones(len(X)), X])
         # Normal equations: a hundred thousand rows, nine columns, well conditioned once
