@@ -143,3 +143,19 @@ def test_panel_at_gives_the_same_panel_for_a_series_outside_the_pool_as_for_none
     cut = pd.bdate_range("2010-01-01", periods=600)[400]
     assert pool.panel_at(cut, exclude="ZZZ") is pool.panel_at(cut)
     assert pool.panel_at(cut, exclude="A").symbols == ("B",)
+
+
+def test_pooled_panels_hold_one_panel_per_fit_of_every_refit_and_nothing_else():
+    from volforecast import selection
+    from volforecast.config import build_settings
+    from volforecast.walkforward import pooled_panels, schedule
+
+    pool = _pool({"A": -9.0, "B": -7.0})
+    data = pd.DataFrame(index=pd.bdate_range("2010-01-01", periods=600))
+    blocks = schedule(600, 400, 100, purge=5)
+    settings = build_settings(data_source="sample", symbol="C")
+    panels = pooled_panels(settings, data, blocks, pool)
+    ensemble = selection.make_ensemble(settings)
+    wanted = {data.index[e] for b in blocks for e in ensemble.fit_ends(b.train_end)}
+    assert set(panels) == wanted
+    assert all(p is None or p.symbols == ("A", "B") for p in panels.values())
