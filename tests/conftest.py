@@ -79,6 +79,19 @@ def write_market(directory: Path, spy: pd.DataFrame, vix: pd.DataFrame) -> Path:
     return directory
 
 
+def write_pool(directory: Path, names: tuple[str, ...] = ("aaa", "bbb"), seed: int = 20) -> Path:
+    """A ``--pool-universe`` of synthetic stocks (900 days each, seeds from ``seed``) in
+    ``directory``: their ``<name>_daily.csv`` files, VIX and ``symbols.txt``, whose path it
+    returns."""
+    for k, name in enumerate(names):
+        other, other_vix = synthetic_market(n_days=900, seed=seed + k)
+        write_market(directory, other, other_vix)
+        (directory / "spy_daily.csv").rename(directory / f"{name}_daily.csv")
+    tickers = [n.upper() for n in names]
+    (directory / "symbols.txt").write_text("\n".join(tickers) + "  # synthetic stocks\n")
+    return directory / "symbols.txt"
+
+
 @pytest.fixture
 def market_dir(tmp_path: Path) -> Path:
     spy, vix = synthetic_market()

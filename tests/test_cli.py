@@ -311,22 +311,12 @@ def test_monitor_exits_10_with_fail_on_retrain_when_drift_is_high(project: Path)
     assert main(cli_args(project, "monitor")) == 0  # without the flag: exit 0 whatever the drift
 
 
-def _pool_dir(root: Path) -> Path:
-    from .conftest import synthetic_market, write_market
-
-    pool = root / "pool"
-    for k, name in enumerate(("aaa", "bbb")):
-        other, other_vix = synthetic_market(n_days=900, seed=20 + k)
-        write_market(pool, other, other_vix)
-        (pool / "spy_daily.csv").rename(pool / f"{name}_daily.csv")
-    (pool / "symbols.txt").write_text("AAA\nBBB\n")
-    return pool / "symbols.txt"
-
-
 def test_train_records_the_panel_each_model_pooled_with_when_given_a_pool_universe(project):
     from volforecast.pooling import PanelShrinkage
 
-    pool = _pool_dir(project)
+    from .conftest import write_pool
+
+    pool = write_pool(project / "pool")
     args = cli_args(project, "train", "--as-of", "2018-02-01", "--pool-universe", str(pool))
     assert main(args) == 0
     record = json.loads(Path("models/training_history.jsonl").read_text().splitlines()[-1])

@@ -20,7 +20,7 @@ from volforecast.schemas import EvaluationReport
 from volforecast.store import ModelsDirectory
 from volforecast.walkforward import ENSEMBLE, REALIZED
 
-from .conftest import cli_args, synthetic_market, write_market
+from .conftest import cli_args, synthetic_market, write_market, write_pool
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -147,15 +147,10 @@ def test_evaluate_scores_the_distributions_of_the_ensemble_and_four_baselines(ev
 def test_evaluate_adds_the_pooled_core_and_ensemble_when_given_a_pool_universe(tmp_path):
     spy, vix = synthetic_market(n_days=900, seed=7)
     write_market(tmp_path / "data", spy, vix)
-    pool = tmp_path / "pool"
-    for k, name in enumerate(("aaa", "bbb")):
-        other, other_vix = synthetic_market(n_days=900, seed=20 + k)
-        write_market(pool, other, other_vix)
-        (pool / "spy_daily.csv").rename(pool / f"{name}_daily.csv")
-    (pool / "symbols.txt").write_text("AAA\nBBB  # two synthetic stocks\n")
+    pool = write_pool(tmp_path / "pool")
     out = tmp_path / "out"
     args = cli_args(tmp_path, "evaluate", "--eval-start", spy["date"].iloc[650], "--refit-every",
-                    "100", "--pool-universe", str(pool / "symbols.txt"), "--output", str(out))  # fmt: skip
+                    "100", "--pool-universe", str(pool), "--output", str(out))  # fmt: skip
     assert main(args) == 0
     report = EvaluationReport.model_validate_json((out / "evaluation.json").read_text())
     assert "har_core_pooled" in report.metrics and "har_core" in report.metrics
@@ -169,13 +164,9 @@ def test_evaluate_adds_the_pooled_core_and_ensemble_when_given_a_pool_universe(t
 def test_load_pool_reads_the_pools_whole_history_whatever_the_benchmarks_start(tmp_path):
     from volforecast.pooling import load_pool
 
-    pool = tmp_path / "pool"
-    other, other_vix = synthetic_market(n_days=900, seed=20)
-    write_market(pool, other, other_vix)
-    (pool / "spy_daily.csv").rename(pool / "aaa_daily.csv")
-    (pool / "symbols.txt").write_text("AAA\n")
+    pool = write_pool(tmp_path / "pool", names=("aaa",))
     settings = build_settings(data_source="csv", data_dir=tmp_path, start="2017-06-01",
-                              pool_universe=pool / "symbols.txt")  # fmt: skip
+                              pool_universe=pool)  # fmt: skip
     data = load_pool(settings, None, dt.date(2026, 1, 1), lambda _m: None)
     first = pd.Timestamp(data.dates["AAA"][0])
     assert first < pd.Timestamp("2015-06-01")  # the synthetic file starts 2015-01-02

@@ -159,3 +159,18 @@ def test_pooled_panels_hold_one_panel_per_fit_of_every_refit_and_nothing_else():
     wanted = {data.index[e] for b in blocks for e in ensemble.fit_ends(b.train_end)}
     assert set(panels) == wanted
     assert all(p is None or p.symbols == ("A", "B") for p in panels.values())
+
+
+def test_pooled_core_keeps_its_own_core_when_its_refit_has_no_panel():
+    from volforecast.baselines import HARCore
+
+    idx = pd.bdate_range("2015-01-01", periods=400)
+    rng = np.random.default_rng(2)
+    cols = ["spy_rv_1d", "spy_rv_5d", "spy_rv_22d", "spy_parkinson_1d", "spy_parkinson_5d",
+            "spy_parkinson_22d", "vix_level", "vix_rel_22d"]  # fmt: skip
+    train = pd.DataFrame(np.exp(rng.normal(-4.5, 0.3, (400, 8))), index=idx, columns=cols)
+    train = train.assign(target=np.exp(rng.normal(-4.5, 0.3, 400)))
+    none = pd.Series(dtype=float)
+    pooled = PooledHARCore({idx[-1]: None}).fit(train, none)
+    own = HARCore(pooled.core, pooled.core_logs, "duan").fit(train, none)
+    assert pooled.coef_.tolist() == own.coef_.tolist() and pooled.log_bias_ == own.log_bias_

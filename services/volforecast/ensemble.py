@@ -130,24 +130,26 @@ def fit_log_core(X: FloatArray, log_variance: FloatArray, bias: str) -> LogCoreF
     if bias not in BIAS_CORRECTIONS:
         raise ValueError(f"bias must be one of {BIAS_CORRECTIONS}, got {bias!r}")
     coef, resid_var = ols(X, log_variance)
+    return core_with(coef, X, log_variance, bias, resid_var)
+
+
+def core_with(
+    coef: FloatArray,
+    X: FloatArray,
+    log_variance: FloatArray,
+    bias: str,
+    resid_var: float | None = None,
+) -> LogCoreFit:
+    """The core with coefficients ``coef`` (intercept first; the OLS fit's, or moved by a
+    prior) and the bias correction ``bias`` of its own residuals on ``X`` (``resid_var``:
+    their variance when the caller has it)."""
+    coef = np.asarray(coef, dtype=np.float64)
+    resid = log_variance - (coef[0] + X @ coef[1:])
+    if resid_var is None:
+        resid_var = float(resid @ resid / max(len(resid) - len(coef), 1))
     if bias == "normal":
         return LogCoreFit(coef, resid_var / 2.0, resid_var)
-    resid = log_variance - (coef[0] + X @ coef[1:])
     return LogCoreFit(coef, float(np.log(np.mean(np.exp(resid)))), resid_var)
-
-
-def moved_core(
-    core: LogCoreFit, coef: FloatArray, X: FloatArray, log_variance: FloatArray, bias: str
-) -> LogCoreFit:
-    """``core`` with its coefficients replaced by ``coef``, and the bias correction recomputed
-    from the residuals of the moved regression (Duan's smearing or s²/2, as ``bias`` says)."""
-    resid = log_variance - (coef[0] + X @ coef[1:])
-    resid_var = float(resid @ resid / max(len(resid) - len(coef), 1))
-    if bias == "normal":
-        return LogCoreFit(np.asarray(coef, dtype=np.float64), resid_var / 2.0, resid_var)
-    return LogCoreFit(
-        np.asarray(coef, dtype=np.float64), float(np.log(np.mean(np.exp(resid)))), resid_var
-    )
 
 
 class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -201,7 +203,7 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         # getattr: learners pickled before core_prior existed fitted their own core.
         prior = getattr(self, "core_prior", None)
         if prior is not None:
-            core = moved_core(core, prior(core.coef, logged, log_var), logged, log_var, self.bias)
+            core = core_with(prior(core.coef, logged, log_var), logged, log_var, self.bias)
         self.linear_coef_, self.log_bias_ = core.coef, core.log_bias
         margin = self._margin(features)
         self.booster_ = clone(self.booster)

@@ -35,7 +35,7 @@ from volforecast import selection
 from volforecast.baselines import HARCore, core_design, log_variance
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
-from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS, Progress
+from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS, Progress, core_with
 from volforecast.errors import DataError, VolforecastError
 from volforecast.features import build_dataset, labeled
 from volforecast.schemas import PoolingInfo
@@ -154,14 +154,15 @@ def shrunk_coef(
 class PooledHARCore(HARCore):
     """The ensemble's HAR core, its coefficients shrunk towards a panel's (``shrunk_coef``):
     ``panels`` maps each refit's last training day to the panel fitted on the pool's rows up
-    to it (``PoolData.panel_at``), so no refit sees a later day of any series. Forecasts as
-    ``HARCore`` does, with the shrunk coefficients."""
+    to it (``PoolData.panel_at``; ``None`` on a day no pool series had ``MIN_PANEL_ROWS`` rows,
+    and the refit keeps its own core), so no refit sees a later day of any series. Forecasts
+    as ``HARCore`` does, with the shrunk coefficients."""
 
     name = "har_core_pooled"
 
     def __init__(
         self,
-        panels: Mapping[pd.Timestamp, PanelCore],
+        panels: Mapping[pd.Timestamp, PanelCore | None],
         core: Sequence[str] = HAR_CORE,
         core_logs: Sequence[str] = HAR_CORE_LOGS,
         kappa: float = POOL_KAPPA,
@@ -172,12 +173,13 @@ class PooledHARCore(HARCore):
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> PooledHARCore:
         super().fit(train, returns)  # the series' own core, and its forecast floor
-        x, y = self._design(train), log_variance(train)
         panel = self.panels[pd.Timestamp(train.index[-1])]
-        self.coef_ = shrunk_coef(self.coef_, panel, x, y, self.kappa)
-        resid = y - (self.coef_[0] + x @ self.coef_[1:])
+        if panel is None:  # no pool series old enough yet: the own core, as the ensemble does
+            return self
+        x, y = self._design(train), log_variance(train)
         # Duan's smearing of the shrunk regression's own residuals, as the core does.
-        self.log_bias_ = float(np.log(np.mean(np.exp(resid))))
+        moved = core_with(shrunk_coef(self.coef_, panel, x, y, self.kappa), x, y, "duan")
+        self.coef_, self.log_bias_ = moved.coef, moved.log_bias
         return self
 
 

@@ -91,16 +91,16 @@ def fit_on_split(
     evaluation rows; ``priors``: the cores shrunk towards the pool (``--pool-universe``)."""
     X = data.loc[:, list(FEATURE_COLUMNS)]
     y = data[TARGET]
-    ensemble = selection.make_ensemble(settings)
-    ensemble.fit(X.iloc[split.train], y.iloc[split.train], progress=progress, core_priors=priors)
     pooling = None
-    if priors is not None:
+    if priors is not None:  # before the fit: a pool with no panel for it fails fast
         pooling = priors.info(str(settings.pool_universe), split.n_train)
         progress(
             f"core shrunk towards the panel of {len(pooling.series)} pool series "
             f"({pooling.panel_rows} rows through {pooling.panel_through}), weight "
             f"{pooling.own_weight:.2f} on its own"
         )
+    ensemble = selection.make_ensemble(settings)
+    ensemble.fit(X.iloc[split.train], y.iloc[split.train], progress=progress, core_priors=priors)
     progress(
         "out-of-fold mix: "
         + ", ".join(f"{k} {w:.2f}" for k, w in ensemble.mix_weights_.items())

@@ -217,13 +217,10 @@ def add_pooled_models(walk: Walk, pool: PoolData) -> None:
     and final core shrunk towards the panel up to its own last training day, the trees on
     top."""
     spec = selection.ensemble_spec(walk.settings)
-    panels = {}
-    for block in walk.blocks:
-        cut = pd.Timestamp(walk.data.index[block.train_end - 1])
-        panels[cut] = pool.panel_at(cut, exclude=walk.settings.symbol)
+    # Every refit's final fit is among the ensemble's fits: one set of panels serves both.
+    panels = pooled_panels(walk.settings, walk.data, walk.blocks, pool)
     walk.models.append(PooledHARCore(panels, spec.core, spec.core_logs))
-    pooled = pooled_panels(walk.settings, walk.data, walk.blocks, pool)
-    walk.models.append(EnsembleForecaster(walk.settings, name=ENSEMBLE_POOLED, panels=pooled))
+    walk.models.append(EnsembleForecaster(walk.settings, name=ENSEMBLE_POOLED, panels=panels))
 
 
 def prepare(settings: Settings, downloader: Downloader | None, today: dt.date) -> Walk:
