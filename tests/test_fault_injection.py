@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from volforecast.cli import main
 from volforecast.store import TRAINING_HISTORY, ModelsDirectory
 
 from .conftest import synthetic_market, write_market
+from .publish_faults import PublishRunner
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +36,15 @@ RUN_BOUND_SECONDS = 1800
 
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("VOLF_")}
+
+
+@pytest.fixture
+def publish_runner(tmp_path: Path) -> Iterator[PublishRunner]:
+    """Runs of the real commands, each killed before a chosen step of its publish."""
+    runner = PublishRunner(tmp_path / "steps", tmp_path / "fits.pkl", REPO, _env(),
+                           RUN_BOUND_SECONDS)  # fmt: skip
+    yield runner
+    runner.close()
 
 
 def _history_ids(models: Path) -> list[str]:
@@ -65,19 +76,17 @@ def _assert_tidy_after_recovery(models: Path, ever_live: set[str]) -> None:
     assert archived <= ever_live - {live}
 
 
-def test_every_publish_step_killed_leaves_one_recorded_live_set_and_no_orphans(tmp_path: Path):
+def test_every_publish_step_killed_leaves_one_recorded_live_set_and_no_orphans(
+    tmp_path: Path, publish_runner: PublishRunner
+):
     write_market(tmp_path / "data", *synthetic_market())
     models = tmp_path / "models"
-    steps_file, fits_file = tmp_path / "steps", tmp_path / "fits.pkl"
+    steps_file = tmp_path / "steps"
+    args = ["--source", "csv", "--data-dir", str(tmp_path / "data"), "--models-dir",
+            str(models), "--start", "2000-01-01", "--archive-keep", "1"]  # fmt: skip
 
     def train(kill_at: int) -> int:
-        args = ["--source", "csv", "--data-dir", str(tmp_path / "data"), "--models-dir",
-                str(models), "--start", "2000-01-01", "--archive-keep", "1"]  # fmt: skip
-        command = [sys.executable, "-m", "tests.publish_faults", str(kill_at), str(steps_file),
-                   str(fits_file), "train", *args]  # fmt: skip
-        done = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True,
-                              timeout=RUN_BOUND_SECONDS)  # fmt: skip
-        return done.returncode
+        return publish_runner.run(kill_at, "train", *args)
 
     ever_live: set[str] = set()
     for _ in range(3):  # the third run archives and prunes: the longest publish there is
@@ -149,17 +158,13 @@ def _deployments(models: Path) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("command", ["rollback", "promote"])
 def test_every_step_of_a_rollback_or_promote_killed_leaves_one_whole_recorded_live_set(
-    tmp_path: Path, command: str
+    tmp_path: Path, command: str, publish_runner: PublishRunner
 ):
     write_market(tmp_path / "data", *synthetic_market())
     models = tmp_path / "models"
-    steps_file, fits_file = tmp_path / "steps", tmp_path / "fits.pkl"
 
     def run(kill_at: int, *args: str) -> int:
-        cmd = [sys.executable, "-m", "tests.publish_faults", str(kill_at), str(steps_file),
-               str(fits_file), *args, "--models-dir", str(models)]  # fmt: skip
-        return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True,
-                              timeout=RUN_BOUND_SECONDS).returncode  # fmt: skip
+        return publish_runner.run(kill_at, *args, "--models-dir", str(models))
 
     csv = ["--source", "csv", "--data-dir", str(tmp_path / "data"), "--start", "2000-01-01"]
     for as_of in ("2018-01-25", "2018-02-26"):
