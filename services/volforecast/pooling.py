@@ -50,6 +50,11 @@ MIN_PANEL_ROWS = 250
 # The pool's history starts here (the shared data's stocks begin in 1993).
 POOL_START = dt.date(1990, 1, 1)
 POOL_PROGRESS_EVERY = 25
+# The level anchor b (``PanelCore.raw_coef``) the development-period protocol chose.
+POOL_LEVEL_ANCHOR = 0.0
+# The core regressor that is the VIX, and the prefixes of those that are log volatilities.
+VIX_REGRESSOR = "vix_level"
+VOL_PREFIXES = ("spy_rv_", "spy_parkinson_")
 
 
 @dataclass(frozen=True)
@@ -63,9 +68,27 @@ class PanelCore:
 
     through: dt.date | None = None  # the last day of any series' rows in the panel
     symbols: tuple[str, ...] = ()
+    # For the level anchor (``raw_coef``): the mean log VIX over every pool day by the cut,
+    # and which regressors are the VIX and which are log volatilities.
+    vix_mean: float | None = None
+    vix_column: int | None = None
+    vol_columns: tuple[int, ...] = ()
 
-    def raw_coef(self, x_mean: FloatArray, y_mean: float) -> FloatArray:
-        """The panel's regression on one series' own level: intercept first."""
+    def raw_coef(self, x_mean: FloatArray, y_mean: float, anchor: float = 0.0) -> FloatArray:
+        """The panel's regression on one series' own level: intercept first.
+
+        ``anchor`` b > 0 moves that level towards the long run: when the market's mean log
+        VIX over the series' rows lies δ above the pool's long-run mean, its log-volatility
+        regressors' means move by −bδ, its log-variance target's by −2bδ and its VIX mean to
+        the long-run one, so a series whose few years were calm (or turbulent) is not pulled
+        back to those years' level alone. b = 0: the series' own means as they are.
+        """
+        if anchor and self.vix_mean is not None and self.vix_column is not None:
+            delta = float(x_mean[self.vix_column]) - self.vix_mean
+            x_mean = np.array(x_mean, dtype=np.float64)
+            x_mean[list(self.vol_columns)] -= anchor * delta
+            x_mean[self.vix_column] = self.vix_mean
+            y_mean = y_mean - 2.0 * anchor * delta
         return np.concatenate([[y_mean + self.intercept - x_mean @ self.slopes], self.slopes])
 
 
@@ -76,6 +99,9 @@ class PoolData:
     dates: dict[str, npt.NDArray[np.datetime64]]
     design: dict[str, FloatArray]
     target: dict[str, FloatArray]
+    # The design's VIX column and log-volatility columns (``PanelCore.raw_coef``'s anchor).
+    vix_column: int | None = None
+    vol_columns: tuple[int, ...] = ()
     # Panels already fitted, by (cut, series left out): the benchmarks of a universe share
     # their trading days, so their refits ask for the same panels.
     _panels: dict[tuple[np.datetime64, str | None], PanelCore] = field(
@@ -93,6 +119,8 @@ class PoolData:
             dates={s: d.index.to_numpy(dtype="datetime64[ns]") for s, d in datasets.items()},
             design={s: core_design(d, core, core_logs) for s, d in datasets.items()},
             target={s: log_variance(d) for s, d in datasets.items()},
+            vix_column=list(core).index(VIX_REGRESSOR) if VIX_REGRESSOR in core else None,
+            vol_columns=tuple(k for k, name in enumerate(core) if name.startswith(VOL_PREFIXES)),
         )
 
     def panel_at(self, cut: dt.date | pd.Timestamp, exclude: str | None = None) -> PanelCore:
@@ -106,12 +134,14 @@ class PoolData:
 
     def _fit_panel(self, stamp: np.datetime64, exclude: str | None) -> PanelCore:
         xs, ys, used = [], [], []
+        days, vix = [], []
         last = np.datetime64("NaT", "ns")
         for symbol, dates in self.dates.items():
-            if symbol == exclude:
-                continue
             n = int(np.searchsorted(dates, stamp, side="right"))
-            if n < MIN_PANEL_ROWS:
+            if self.vix_column is not None:  # the long run: every pool day, this one's too
+                days.append(dates[:n])
+                vix.append(self.design[symbol][:n, self.vix_column])
+            if symbol == exclude or n < MIN_PANEL_ROWS:
                 continue
             x, y = self.design[symbol][:n], self.target[symbol][:n]
             xs.append(x - x.mean(axis=0))
@@ -125,9 +155,13 @@ class PoolData:
         # Normal equations: a hundred thousand rows, nine columns, well conditioned once
         # demeaned; lstsq's SVD took seconds per refit.
         coef = np.linalg.solve(design.T @ design, design.T @ y)
+        vix_mean = None
+        if days:  # the VIX is the same series in every pool file: each day counted once
+            _, first = np.unique(np.concatenate(days), return_index=True)
+            vix_mean = float(np.concatenate(vix)[first].mean())
         return PanelCore(
             float(coef[0]), np.asarray(coef[1:], dtype=np.float64), len(y), len(xs),
-            pd.Timestamp(last).date(), tuple(used),
+            pd.Timestamp(last).date(), tuple(used), vix_mean, self.vix_column, self.vol_columns,
         )  # fmt: skip
 
 
@@ -143,12 +177,18 @@ def pool_weight(n_rows: int, kappa: float = POOL_KAPPA) -> float:
 
 
 def shrunk_coef(
-    own: FloatArray, panel: PanelCore, x: FloatArray, y: FloatArray, kappa: float = POOL_KAPPA
+    own: FloatArray,
+    panel: PanelCore,
+    x: FloatArray,
+    y: FloatArray,
+    kappa: float = POOL_KAPPA,
+    anchor: float = POOL_LEVEL_ANCHOR,
 ) -> FloatArray:
     """A series' core coefficients (intercept first) shrunk towards the panel's, given its
     own training design ``x`` and log-variance target ``y``."""
     w = pool_weight(len(y), kappa)
-    return np.asarray(w * own + (1.0 - w) * panel.raw_coef(x.mean(axis=0), float(y.mean())))
+    line = panel.raw_coef(x.mean(axis=0), float(y.mean()), anchor)
+    return np.asarray(w * own + (1.0 - w) * line)
 
 
 class PooledHARCore(HARCore):
@@ -166,10 +206,12 @@ class PooledHARCore(HARCore):
         core: Sequence[str] = HAR_CORE,
         core_logs: Sequence[str] = HAR_CORE_LOGS,
         kappa: float = POOL_KAPPA,
+        anchor: float = POOL_LEVEL_ANCHOR,
     ) -> None:
         super().__init__(core, core_logs, "duan")
         self.panels = panels
         self.kappa = kappa
+        self.anchor = anchor
 
     def fit(self, train: pd.DataFrame, returns: pd.Series) -> PooledHARCore:
         super().fit(train, returns)  # the series' own core, and its forecast floor
@@ -178,7 +220,8 @@ class PooledHARCore(HARCore):
             return self
         x, y = self._design(train), log_variance(train)
         # Duan's smearing of the shrunk regression's own residuals, as the core does.
-        moved = core_with(shrunk_coef(self.coef_, panel, x, y, self.kappa), x, y, "duan")
+        coef = shrunk_coef(self.coef_, panel, x, y, self.kappa, self.anchor)
+        moved = core_with(coef, x, y, "duan")
         self.coef_, self.log_bias_ = moved.coef, moved.log_bias
         return self
 
@@ -191,9 +234,10 @@ class PanelShrinkage:
 
     panel: PanelCore
     kappa: float = POOL_KAPPA
+    anchor: float = POOL_LEVEL_ANCHOR
 
     def __call__(self, own: FloatArray, x: FloatArray, y: FloatArray) -> FloatArray:
-        return shrunk_coef(own, self.panel, x, y, self.kappa)
+        return shrunk_coef(own, self.panel, x, y, self.kappa, self.anchor)
 
 
 @dataclass(frozen=True)
