@@ -174,3 +174,31 @@ def test_pooled_core_keeps_its_own_core_when_its_refit_has_no_panel():
     pooled = PooledHARCore({idx[-1]: None}).fit(train, none)
     own = HARCore(pooled.core, pooled.core_logs, "duan").fit(train, none)
     assert pooled.coef_.tolist() == own.coef_.tolist() and pooled.log_bias_ == own.log_bias_
+
+
+def test_raw_coef_moves_the_level_by_the_vix_gap_when_anchored():
+    # Regressors: one log volatility, the log VIX; target log variance.
+    panel = PanelCore(0.0, np.array([0.5, 0.5]), 1000, 3, vix_mean=3.0, vix_column=1,
+                      vol_columns=(0,))  # fmt: skip
+    x_mean, y_mean = np.array([-2.0, 2.8]), -4.0  # a calm sample: its VIX 0.2 below the long run
+    plain = panel.raw_coef(x_mean, y_mean)
+    anchored = panel.raw_coef(x_mean, y_mean, anchor=1.0)
+    assert plain[0] == pytest.approx(-4.0 - (-1.0 + 1.4))
+    # level +0.4, log vol +0.2, VIX to 3.0: intercept -3.6 - (0.5 * -1.8 + 0.5 * 3.0)
+    assert anchored[0] == pytest.approx(-3.6 - 0.6)
+    assert anchored[1:].tolist() == plain[1:].tolist()
+    assert panel.raw_coef(x_mean, y_mean, anchor=0.0).tolist() == plain.tolist()
+
+
+def test_panel_long_run_vix_counts_each_day_once_and_only_up_to_the_cut():
+    idx = pd.bdate_range("2010-01-01", periods=400).to_numpy(dtype="datetime64[ns]")
+    vix = np.linspace(2.0, 4.0, 400)
+    noise = np.random.default_rng(4).normal(size=(400, 2))
+    design = {s: np.column_stack([noise[:, k], vix + noise[:, 1 - k]]) for k, s in enumerate("AB")}
+    # B holds only the later half of the days; the long-run mean must not weigh them twice.
+    pool = PoolData({"A": idx, "B": idx[200:]}, {"A": design["A"], "B": design["B"][200:]},
+                    {"A": noise[:, 0], "B": noise[200:, 1]},
+                    vix_column=1, vol_columns=(0,))  # fmt: skip
+    panel = pool.panel_at(pd.Timestamp(idx[299]))
+    assert panel.vix_mean == pytest.approx(design["A"][:300, 1].mean())
+    assert panel.vix_column == 1 and panel.vol_columns == (0,)
