@@ -32,6 +32,9 @@ rule: admissible if, with full history, SPY's and QQQ's RMSE and QLIKE ratios to
 are at most 1.005; the score is the mean over the two cold starts of the mean of the two log
 ratios to the own core; an admissible b > 0 replaces b = 0 only if its score is lower by at
 least 0.005 (half a percent), the lowest such score winning; otherwise b = 0 stays.
+(Its first run printed the same numbers for every b: Duan's correction, computed on the
+series' own residuals, re-centres the core on its own level and undid the move. The move is
+now added after the correction, ``pooling.level_shift``; the protocol is otherwise unchanged.)
 
     python bench/pooling.py --data-dir ../shared/data --universe ../shared/data/universe --level
 

@@ -191,6 +191,24 @@ def shrunk_coef(
     return np.asarray(w * own + (1.0 - w) * line)
 
 
+def level_shift(
+    panel: PanelCore,
+    x: FloatArray,
+    y: FloatArray,
+    kappa: float = POOL_KAPPA,
+    anchor: float = POOL_LEVEL_ANCHOR,
+) -> float:
+    """What the level anchor adds to the shrunk core's log-variance forecast: the panel's
+    share of the move of its intercept (``PanelCore.raw_coef``). Added after the bias
+    correction, which re-centres a core on the series' own residuals and so would undo any
+    move of the intercept."""
+    if not anchor:
+        return 0.0
+    x_mean, y_mean = x.mean(axis=0), float(y.mean())
+    move = panel.raw_coef(x_mean, y_mean, anchor)[0] - panel.raw_coef(x_mean, y_mean)[0]
+    return float((1.0 - pool_weight(len(y), kappa)) * move)
+
+
 class PooledHARCore(HARCore):
     """The ensemble's HAR core, its coefficients shrunk towards a panel's (``shrunk_coef``):
     ``panels`` maps each refit's last training day to the panel fitted on the pool's rows up
@@ -220,9 +238,9 @@ class PooledHARCore(HARCore):
             return self
         x, y = self._design(train), log_variance(train)
         # Duan's smearing of the shrunk regression's own residuals, as the core does.
-        coef = shrunk_coef(self.coef_, panel, x, y, self.kappa, self.anchor)
-        moved = core_with(coef, x, y, "duan")
+        moved = core_with(shrunk_coef(self.coef_, panel, x, y, self.kappa, 0.0), x, y, "duan")
         self.coef_, self.log_bias_ = moved.coef, moved.log_bias
+        self.log_bias_ += level_shift(panel, x, y, self.kappa, self.anchor)
         return self
 
 
