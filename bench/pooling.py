@@ -22,7 +22,7 @@ cold-start log ratios wins (ties: the larger kappa, the less pooling).
 ``--level`` (second round, written 2026-12-03 before its run; development period only): the
 level of the panel's line. A series with three years of history knows its own long-run level
 only from those years; the VIX has a long history. Candidates, kappa kept at the shipped
-``POOL_KAPPA``: the anchor b in ``ANCHORS`` (``PanelCore.raw_coef``; 0 is what ships): the
+``POOL_KAPPA``: the anchor b in ``ANCHORS`` (``PanelCore.raw_coef``; 0 shipped before this round): the
 series' own means are moved by how far the mean log VIX over its rows lies (delta) from the
 mean log VIX over every pool day by the cut: its log-volatility regressors' means by -b delta,
 its log-variance target's by -2 b delta, its VIX regressor's set to the long-run mean. Walks:
@@ -38,7 +38,7 @@ now added after the correction, ``pooling.level_shift``; the protocol is otherwi
 
     python bench/pooling.py --data-dir ../shared/data --universe ../shared/data/universe --level
 
-``--curve`` (run once, after the choice; it chooses nothing): the shipped kappa on the
+``--curve`` (run once, after the choice; it chooses nothing): the shipped kappa and anchor on the
 evaluation period, forecasts 2013-01-02..2015-12-31 with 3, 4, 8 years of history and the full
 history (from 1993), the same held-out series: the benefit as a function of history length.
 """
@@ -91,7 +91,11 @@ def walk(data: pd.DataFrame, returns: pd.Series, first: str, pool: PoolData, sym
         )
         for b in blocks
     }
-    models = {"own": HARCore(), **{f"k{k:g}": PooledHARCore(panels, kappa=k) for k in kappas}}
+    # The kappa round ran before the level anchor existed: b = 0, so its table still reproduces.
+    models = {
+        "own": HARCore(),
+        **{f"k{k:g}": PooledHARCore(panels, kappa=k, anchor=0.0) for k in kappas},
+    }
     models |= {f"b{b:g}": PooledHARCore(panels, anchor=b) for b in anchors}
     realized = np.concatenate([data["target"].iloc[b.start : b.stop].to_numpy() for b in blocks])
     out = {}

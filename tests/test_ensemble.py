@@ -368,3 +368,28 @@ def test_stacked_ensemble_asks_the_priors_for_each_folds_last_training_row_when_
     StackedEnsemble(horizon=5, xgb_params=SMALL, lgbm_params=SMALL).fit(X, y, core_priors=priors)
     folds = purged_folds(len(y), 5, 5)
     assert asked == [int(tr[-1]) for tr, _ in folds] + [len(y) - 1]
+
+
+class _ShiftingPrior:
+    """The identity prior that also moves the forecast's log variance by ``shift``."""
+
+    def __init__(self, shift: float) -> None:
+        self.shift = shift
+
+    def __call__(self, coef, _x, _y):
+        return coef
+
+    def level_shift(self, _x, _y) -> float:
+        return self.shift
+
+
+@pytest.mark.parametrize("booster", ["xgb", "lgbm"])
+def test_har_boost_forecast_moves_by_the_priors_level_shift_with_the_same_trees(dataset, booster):
+    X, y = dataset[list(FEATURE_COLUMNS)].to_numpy(), dataset[TARGET].to_numpy()
+    own = _learner(booster, core_weight=0.3).fit(X, y)
+    moved = _learner(booster, core_weight=0.3, core_prior=_ShiftingPrior(0.2)).fit(X, y)
+    assert moved.level_shift_ == 0.2 and own.level_shift_ == 0.0
+    # log variance +0.2 is volatility x exp(0.1), trees and core alike; xgboost's margins are
+    # float32 (a log variance near -9.6 is rounded at 1e-6), so that is the tolerance.
+    np.testing.assert_allclose(moved.predict(X), own.predict(X) * np.exp(0.1), rtol=2e-6)
+    np.testing.assert_allclose(moved.predict_core(X), own.predict_core(X) * np.exp(0.1), rtol=1e-12)

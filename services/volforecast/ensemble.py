@@ -167,7 +167,9 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     core_prior : ``None`` (the core is the series' own OLS) or a callable
         ``(own_coef, logged_design, log_variance) -> coef`` that moves the own coefficients
         (intercept first), e.g. towards a panel's (``volforecast.pooling.PanelShrinkage``); the
-        bias correction and the trees then start from the moved core.
+        bias correction and the trees then start from the moved core. A prior with a method
+        ``level_shift(logged_design, log_variance) -> float`` also moves the forecast's log
+        variance by that much (``level_shift_``), after the trees.
     """
 
     def __init__(
@@ -202,8 +204,14 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         core = fit_log_core(logged, log_var, self.bias)
         # getattr: learners pickled before core_prior existed fitted their own core.
         prior = getattr(self, "core_prior", None)
+        self.level_shift_ = 0.0
         if prior is not None:
             core = core_with(prior(core.coef, logged, log_var), logged, log_var, self.bias)
+            # A prior may also move the forecast's level (the pool's level anchor): added at
+            # predict time only, for the trees fitted on the training rows would learn it back.
+            shift = getattr(prior, "level_shift", None)
+            if shift is not None:
+                self.level_shift_ = float(shift(logged, log_var))
         self.linear_coef_, self.log_bias_ = core.coef, core.log_bias
         margin = self._margin(features)
         self.booster_ = clone(self.booster)
@@ -216,17 +224,23 @@ class HARBoostRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.n_features_in_ = features.shape[1]
         return self
 
+    def _shifted(self, log_var: FloatArray) -> FloatArray:
+        # getattr: learners pickled before level_shift_ existed had none.
+        shift = float(getattr(self, "level_shift_", 0.0))
+        return log_var + shift if shift else log_var
+
     def predict_core(self, X: Any) -> FloatArray:
         """The linear core's volatility forecast alone (no trees)."""
-        return _volatility(self._margin(_as_matrix(X)))
+        return _volatility(self._shifted(self._margin(_as_matrix(X))))
 
     def predict(self, X: Any) -> FloatArray:
         features = _as_matrix(X)
-        margin = self._margin(features)
+        fitted = self._margin(features)  # what the trees were fitted on top of
         if isinstance(self.booster_, xgb.XGBModel):
-            log_var = self.booster_.predict(features, base_margin=margin, output_margin=True)
+            log_var = self.booster_.predict(features, base_margin=fitted, output_margin=True)
         else:
-            log_var = np.asarray(self.booster_.predict(features, raw_score=True)) + margin
+            log_var = np.asarray(self.booster_.predict(features, raw_score=True)) + fitted
+        log_var, margin = self._shifted(log_var), self._shifted(fitted)
         boosted = _volatility(log_var)
         # getattr: learners pickled before core_weight existed are pure boosted forecasts.
         w = float(getattr(self, "core_weight", 0.0))

@@ -9,6 +9,10 @@ borrows the shape of its regression from many others.
 - ``shrunk_coef``: a series' own core coefficients moved towards the panel's by the weight
   ``n / (n + kappa)`` on its own (``n`` its training rows): empirical-Bayes style, the less
   history, the more pooling. The panel's intercept is put back on the series' own level.
+- ``level_shift``: the level anchor. A series' own level is its few years' mean; the panel's
+  line is moved towards the long run by how far the market's mean log VIX over those years lies
+  from its mean over every pool day (``PanelCore.raw_coef``), and that move, the panel's share
+  of it, is added to the log-variance forecast after the bias correction.
 
 - ``load_pool``: the ``--pool-universe`` series' labeled rows, for ``evaluate`` and ``train``.
 - ``PanelShrinkage`` / ``PoolPriors``: the same shrinkage as the ensemble's core prior
@@ -16,8 +20,8 @@ borrows the shape of its regression from many others.
   final base learner on a core shrunk towards the panel of the pool's rows up to that fit's
   last training day, so no fold reads a later day of any series.
 
-``kappa`` is chosen on the development period (``bench/pooling.py``; services/train/README.md,
-"Partial pooling").
+``kappa`` and the level anchor are chosen on the development period (``bench/pooling.py``;
+services/train/README.md, "Partial pooling").
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ MIN_PANEL_ROWS = 250
 POOL_START = dt.date(1990, 1, 1)
 POOL_PROGRESS_EVERY = 25
 # The level anchor b (``PanelCore.raw_coef``) the development-period protocol chose.
-POOL_LEVEL_ANCHOR = 0.0
+POOL_LEVEL_ANCHOR = 1.0
 # The core regressor that is the VIX, and the prefixes of those that are log volatilities.
 VIX_REGRESSOR = "vix_level"
 VOL_PREFIXES = ("spy_rv_", "spy_parkinson_")
@@ -255,7 +259,10 @@ class PanelShrinkage:
     anchor: float = POOL_LEVEL_ANCHOR
 
     def __call__(self, own: FloatArray, x: FloatArray, y: FloatArray) -> FloatArray:
-        return shrunk_coef(own, self.panel, x, y, self.kappa, self.anchor)
+        return shrunk_coef(own, self.panel, x, y, self.kappa, 0.0)
+
+    def level_shift(self, x: FloatArray, y: FloatArray) -> float:
+        return level_shift(self.panel, x, y, self.kappa, self.anchor)
 
 
 @dataclass(frozen=True)
@@ -272,6 +279,7 @@ class PoolPriors:
     panels: Mapping[pd.Timestamp, PanelCore | None]
     kappa: float = POOL_KAPPA
     exclude: str | None = None
+    anchor: float = POOL_LEVEL_ANCHOR
 
     @classmethod
     def for_fits(
@@ -281,6 +289,7 @@ class PoolPriors:
         fit_ends: Sequence[int],
         exclude: str | None = None,
         kappa: float = POOL_KAPPA,
+        anchor: float = POOL_LEVEL_ANCHOR,
     ) -> PoolPriors:
         """The panels at the dates of the rows ``fit_ends`` (``exclude`` left out of each)."""
         panels: dict[pd.Timestamp, PanelCore | None] = {}
@@ -291,14 +300,14 @@ class PoolPriors:
                     panels[day] = pool.panel_at(day, exclude=exclude)
                 except ValueError:  # no pool series old enough yet
                     panels[day] = None
-        return cls(dates, panels, kappa, exclude)
+        return cls(dates, panels, kappa, exclude, anchor)
 
     def panel(self, last_row: int) -> PanelCore | None:
         return self.panels[pd.Timestamp(self.dates[last_row])]
 
     def __call__(self, last_row: int) -> PanelShrinkage | None:
         panel = self.panel(last_row)
-        return None if panel is None else PanelShrinkage(panel, self.kappa)
+        return None if panel is None else PanelShrinkage(panel, self.kappa, self.anchor)
 
     def info(self, universe: str, n_rows: int) -> PoolingInfo:
         """What the final fit on the first ``n_rows`` rows pooled with, for the set's files.
@@ -318,7 +327,8 @@ class PoolPriors:
         return PoolingInfo(
             universe=universe, series=list(panel.symbols), panel_rows=panel.rows,
             panel_through=panel.through, kappa=self.kappa,
-            own_weight=pool_weight(n_rows, self.kappa),
+            own_weight=pool_weight(n_rows, self.kappa), level_anchor=self.anchor,
+            long_run_log_vix=panel.vix_mean,
         )  # fmt: skip
 
 

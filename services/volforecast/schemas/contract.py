@@ -179,6 +179,13 @@ class PoolingInfo(Record):
     own_weight: Probability = Field(
         description="the weight on the series' own coefficients, n / (n + kappa)"
     )
+    # added: the level anchor (pooling.POOL_LEVEL_ANCHOR); 0 and null in sets before it
+    level_anchor: float = Field(
+        0.0, ge=0.0, description="the level anchor b (pooling.POOL_LEVEL_ANCHOR); 0: none"
+    )
+    long_run_log_vix: float | None = Field(
+        None, description="the mean log VIX over every pool day by the cut (the anchor's level)"
+    )
 
 
 class TrainingRecord(Record):
