@@ -48,6 +48,45 @@ def test_volatility_quantiles_cover_their_levels_when_residuals_are_exchangeable
     assert cal.n == 2000
 
 
+def test_volatility_quantiles_widen_on_turbulent_days_when_binned_by_forecast_level():
+    rng = np.random.default_rng(5)
+    forecast = np.exp(rng.normal(-4.6, 0.4, 3000))
+    # Residuals twice as wide above the median forecast as below it.
+    wide = forecast > np.median(forecast)
+    realized = forecast * np.exp(rng.normal(0.0, 0.2, 3000) * np.where(wide, 2.0, 1.0))
+    cal = VolatilityCalibration.fit(realized, forecast, bins=2)
+    assert cal.bins == 2
+    assert cal.log_forecast_edges[0] == pytest.approx(np.log(np.median(forecast)))
+    calm, turbulent = cal.bin_quantiles
+    assert calm[0.95] == pytest.approx(1.645 * 0.2, abs=0.03)
+    assert turbulent[0.95] == pytest.approx(1.645 * 0.4, abs=0.05)
+    q = cal.quantiles([np.exp(-5.0), np.exp(-4.0)])[0.95]
+    assert q[0] == pytest.approx(np.exp(-5.0) * np.exp(calm[0.95]))
+    assert q[1] == pytest.approx(np.exp(-4.0) * np.exp(turbulent[0.95]))
+
+
+def test_volatility_binned_quantiles_cover_their_levels_in_every_bin_when_exchangeable():
+    rng = np.random.default_rng(29)
+
+    def draw(n):
+        f = np.exp(rng.normal(-4.6, 0.4, n))
+        width = 0.15 + 0.2 * (np.log(f) + 4.6 > 0)
+        return f * np.exp(rng.normal(0.0, 1.0, n) * width), f  # realized, forecast
+
+    cal = VolatilityCalibration.fit(*draw(3000), bins=3)
+    new_y, new_f = draw(30000)
+    q = cal.quantiles(new_f)
+    inside = (new_y >= q[0.05]) & (new_y <= q[0.95])
+    group = np.searchsorted(cal.log_forecast_edges, np.log(new_f), side="right")
+    for b in range(3):
+        assert inside[group == b].mean() == pytest.approx(0.90, abs=0.02)
+
+
+def test_volatility_calibration_refuses_fewer_than_one_bin():
+    with pytest.raises(ValueError, match="bins must be at least 1"):
+        VolatilityCalibration.fit([0.01, 0.02], [0.01, 0.01], bins=0)
+
+
 def test_volatility_calibration_leaves_out_days_of_zero_realized_volatility():
     cal = VolatilityCalibration.fit([0.0, 0.01, 0.02], [0.01, 0.01, 0.01], levels=(0.5,))
     assert cal.n == 2
@@ -83,7 +122,32 @@ def test_forecast_calibration_round_trips_through_plain_numbers_when_stored():
     cal = ForecastCalibration.fit(realized[rows], forecast[rows], returns, index[rows], 5)
     back = ForecastCalibration.from_dict(cal.to_dict())
     assert back == cal
-    assert all(isinstance(v, float | int | str | dict | type(None)) for v in cal.to_dict().values())
+    plain = float | int | str | dict | list | type(None)
+    assert all(isinstance(v, plain) for v in cal.to_dict().values())
+
+
+def test_forecast_calibration_round_trips_its_quantile_bins_when_stored():
+    returns, index, realized, forecast = _window()
+    method = CalibrationMethod(quantile_bins=3)
+    cal = ForecastCalibration.fit(
+        realized[:1400], forecast[:1400], returns, index[:1400], 5, method
+    )
+    back = ForecastCalibration.from_dict(cal.to_dict())
+    assert back == cal
+    assert back.method.name.endswith("quantile_bins=3)")
+
+
+def test_forecast_calibration_reads_one_bin_when_stored_before_bins_existed():
+    returns, index, realized, forecast = _window()
+    cal = ForecastCalibration.fit(realized[:1400], forecast[:1400], returns, index[:1400], 5)
+    old = {
+        k: v
+        for k, v in cal.to_dict().items()
+        if k not in ("quantile_bins", "log_forecast_edges", "log_residual_quantiles_by_bin")
+    }
+    back = ForecastCalibration.from_dict(old)
+    assert back == cal
+    assert back.method.name == ("conformal+fhs(window=all, scale=forecast, tail_margin=1)")
 
 
 def test_forecast_calibration_is_unchanged_when_later_rows_are_appended():

@@ -59,10 +59,23 @@ def conformal_quantile(scores: npt.ArrayLike, level: float) -> float:
 
 @dataclass(frozen=True)
 class VolatilityCalibration:
-    """Quantiles of the realized volatility around a forecast, from log residuals."""
+    """Quantiles of the realized volatility around a forecast, from log residuals.
+
+    With ``bins`` above 1 the residuals are split by the level of the forecast (Mondrian
+    conformal): ``log_forecast_edges`` are the calibration rows' log-forecast quantiles that
+    cut them into ``bins`` equal groups, and each group has its own quantiles
+    (``bin_quantiles``), so the interval's width can differ between calm and turbulent days.
+    ``log_residual_quantiles`` are always those of all rows.
+    """
 
     log_residual_quantiles: dict[float, float]
     n: int
+    log_forecast_edges: tuple[float, ...] = ()
+    bin_quantiles: tuple[dict[float, float], ...] = ()
+
+    @property
+    def bins(self) -> int:
+        return max(len(self.bin_quantiles), 1)
 
     @classmethod
     def fit(
@@ -70,13 +83,26 @@ class VolatilityCalibration:
         realized: npt.ArrayLike,
         forecast: npt.ArrayLike,
         levels: Sequence[float] = QUANTILE_LEVELS,
+        bins: int = 1,
     ) -> VolatilityCalibration:
         """From out-of-fold pairs; days of zero realized volatility are left out (ln 0)."""
+        if bins < 1:
+            raise ValueError(f"bins must be at least 1, got {bins}")
         y = np.asarray(realized, dtype=np.float64)
         f = np.asarray(forecast, dtype=np.float64)
         keep = (y > 0) & (f > 0) & np.isfinite(y) & np.isfinite(f)
         residuals = np.log(y[keep] / f[keep])
-        return cls({lv: conformal_quantile(residuals, lv) for lv in levels}, int(keep.sum()))
+        pooled = {lv: conformal_quantile(residuals, lv) for lv in levels}
+        if bins == 1:
+            return cls(pooled, int(keep.sum()))
+        log_f = np.log(f[keep])
+        edges = tuple(float(e) for e in np.quantile(log_f, np.arange(1, bins) / bins))
+        group = np.searchsorted(edges, log_f, side="right")
+        per_bin = tuple(
+            {lv: conformal_quantile(residuals[group == b], lv) for lv in levels}
+            for b in range(bins)
+        )
+        return cls(pooled, int(keep.sum()), edges, per_bin)
 
     def quantiles(self, forecast: npt.ArrayLike) -> dict[float, FloatArray]:
         """Each level's quantile of the realized volatility, per forecast.
@@ -86,9 +112,22 @@ class VolatilityCalibration:
         >>> cal = VolatilityCalibration({0.5: 0.0, 0.95: np.log(2.0)}, n=100)
         >>> cal.quantiles([0.01])[0.95]
         array([0.02])
+        >>> two = VolatilityCalibration(
+        ...     {0.95: 0.0}, n=100, log_forecast_edges=(np.log(0.02),),
+        ...     bin_quantiles=({0.95: np.log(2.0)}, {0.95: np.log(1.5)}),
+        ... )
+        >>> two.quantiles([0.01, 0.04])[0.95]  # calm days: x2; turbulent days: x1.5
+        array([0.02, 0.06])
         """
         f = np.asarray(forecast, dtype=np.float64)
-        return {lv: f * math.exp(q) for lv, q in self.log_residual_quantiles.items()}
+        if not self.bin_quantiles:
+            return {lv: f * math.exp(q) for lv, q in self.log_residual_quantiles.items()}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            group = np.searchsorted(self.log_forecast_edges, np.log(f), side="right")
+        return {
+            lv: f * np.exp(np.array([b[lv] for b in self.bin_quantiles])[group])
+            for lv in self.log_residual_quantiles
+        }
 
 
 @dataclass(frozen=True)
@@ -178,17 +217,23 @@ class CalibrationMethod:
     tail_margin : the 1-day 99% VaR (what the Basel traffic light counts) is the standardized
         returns' ``0.01 * tail_margin`` quantile (below 1: a deliberately conservative VaR, for
         exceedances that cluster); the 95% VaR and the h-day VaR take their nominal quantile.
+    quantile_bins : the realized-volatility quantiles' residuals split into this many groups by
+        the forecast's level (``VolatilityCalibration``); 1: one set of quantiles for all days.
     """
 
     window: int | None = None
     scale: Literal["forecast", "max_ewma"] = "forecast"
     tail_margin: float = 1.0
+    quantile_bins: int = 1
 
     @property
     def name(self) -> str:
         window = "all" if self.window is None else str(self.window)
+        # Without bins the name is the one sets trained before bins existed carry.
+        bins = "" if self.quantile_bins == 1 else f", quantile_bins={self.quantile_bins}"
         return (
-            f"conformal+fhs(window={window}, scale={self.scale}, tail_margin={self.tail_margin:g})"
+            f"conformal+fhs(window={window}, scale={self.scale}, "
+            f"tail_margin={self.tail_margin:g}{bins})"
         )
 
 
@@ -251,7 +296,7 @@ class ForecastCalibration:
         return cls(
             method=method,
             horizon=horizon,
-            volatility=VolatilityCalibration.fit(y[rows], f[rows], levels),
+            volatility=VolatilityCalibration.fit(y[rows], f[rows], levels, method.quantile_bins),
             risk_1d=ReturnRisk.fit(ahead_1[rows], scale[rows], 1, var_levels, method.tail_margin),
             # The margin is for the backtest it was chosen on, the 1-day 99% VaR.
             risk_h=ReturnRisk.fit(ahead_h[rows], scale[rows], horizon, var_levels),
@@ -292,6 +337,9 @@ class ForecastCalibration:
             "horizon": self.horizon,
             "rows": self.volatility.n,
             "log_residual_quantiles": levels(self.volatility.log_residual_quantiles),
+            "quantile_bins": self.volatility.bins,
+            "log_forecast_edges": list(self.volatility.log_forecast_edges),
+            "log_residual_quantiles_by_bin": [levels(b) for b in self.volatility.bin_quantiles],
             "var_multipliers_1d": levels(self.risk_1d.var_multipliers),
             "es_multipliers_1d": levels(self.risk_1d.es_multipliers),
             "var_multipliers_h": levels(self.risk_h.var_multipliers),
@@ -303,12 +351,20 @@ class ForecastCalibration:
         def levels(x: dict[str, float]) -> dict[float, float]:
             return {float(k): float(v) for k, v in x.items()}
 
-        method = CalibrationMethod(d["window"], d["scale"], float(d["tail_margin"]))
+        # Sets calibrated before quantile bins existed carry none of their keys: one bin.
+        bins = int(d.get("quantile_bins", 1))
+        method = CalibrationMethod(d["window"], d["scale"], float(d["tail_margin"]), bins)
         h, n = int(d["horizon"]), int(d["rows"])
+        volatility = VolatilityCalibration(
+            levels(d["log_residual_quantiles"]),
+            n,
+            tuple(float(e) for e in d.get("log_forecast_edges", ())),
+            tuple(levels(b) for b in d.get("log_residual_quantiles_by_bin", ())),
+        )
         return cls(
             method=method,
             horizon=h,
-            volatility=VolatilityCalibration(levels(d["log_residual_quantiles"]), n),
+            volatility=volatility,
             risk_1d=ReturnRisk(
                 1, levels(d["var_multipliers_1d"]), levels(d["es_multipliers_1d"]), n
             ),
