@@ -43,6 +43,29 @@ period only; its evaluation is run once afterwards and reported as it comes out.
     python bench/risk.py walk --round bins --data-dir ../shared/data --symbols spy,qqq --out /tmp/bins.jsonl
     python bench/risk.py choose --round bins /tmp/bins.jsonl
 
+Third round, the EWMA's speed (``--round ewma``). Written before its run, after the evaluation
+period had been run once and showed Christoffersen's conditional-coverage test rejecting the
+ensemble's 99% VaR at 5% on 9 of 20 walks and 7 of 20 walks with 95% of their 250-day windows
+green: exceedances cluster, because the scale that the VaR multiplies, max(forecast, EWMA),
+follows a run of shocks too slowly. That prompted the round; it chooses on the development
+period only, and its evaluation is run once afterwards and reported as it comes out.
+
+1. Candidates: the shipped method (window 1,000, scale max(forecast, EWMA), one quantile bin)
+   with the RiskMetrics decay ``ewma_lambda`` 0.94 (as shipped), 0.90, 0.85 or 0.80 (a faster
+   EWMA: yesterday's squared return weighs 6%, 10%, 15%, 20%) × ``tail_margin`` 1, 0.8 (as
+   shipped), 0.65: twelve, the shipped decay listed first. The realized-volatility quantiles
+   do not depend on either, so coverage and pinball loss are the same for all twelve.
+2. Walks: the same twenty (every series of ``../shared/data`` at h = 1 and 5, 2003-2012).
+3. Rule (``choose --round ewma``): the first round's rule, unchanged, on these twelve:
+   admissible if Kupiec's test is not rejected at 5% for the 95% and 99% VaR on every walk;
+   among those, every candidate within 0.01 of the highest mean green share; among those the
+   largest tail margin; ties to the earlier candidate (so a faster EWMA ships only if the
+   shipped decay at the same margin falls outside the 0.01 band). The table also prints the
+   walks whose conditional-coverage test passes at 5% (``cc_ok``), which the rule does not read.
+
+    python bench/risk.py walk --round ewma --data-dir ../shared/data --symbols spy,qqq --out /tmp/ewma.jsonl
+    python bench/risk.py choose --round ewma /tmp/ewma.jsonl
+
 ``feasibility`` asks what the acceptance targets demand of the best VaR there could be: one whose
 exceedances are independent with a constant rate ``q``. For ``q`` from 0.5% to 1.2% it
 simulates ``--series`` backtests of ``--days`` days (seeded) and prints the share that pass
