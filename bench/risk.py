@@ -95,7 +95,6 @@ from volforecast.calibration import (
     SHIPPED_METHOD,
     CalibrationMethod,
     ForecastCalibration,
-    ewma_volatility,
     forward_returns,
 )
 from volforecast.config import Settings, build_settings
@@ -109,7 +108,11 @@ GRID = [
     for w, s, m in itertools.product((None, 1000), ("forecast", "max_ewma"), (1.0, 0.8, 0.65, 0.5))
 ]
 BINS_GRID = [dataclasses.replace(SHIPPED_METHOD, quantile_bins=k) for k in (1, 2, 3, 4, 5)]
-GRIDS = {"method": GRID, "bins": BINS_GRID}
+EWMA_GRID = [
+    dataclasses.replace(SHIPPED_METHOD, ewma_lambda=lam, tail_margin=m)
+    for lam, m in itertools.product((0.94, 0.90, 0.85, 0.80), (1.0, 0.8, 0.65))
+]
+GRIDS = {"method": GRID, "bins": BINS_GRID, "ewma": EWMA_GRID}
 # The bins round's margin: a candidate must beat one bin by more than this to ship.
 BINS_MARGIN = 0.998
 
@@ -149,7 +152,6 @@ def walk(
     frame = load_market_data(settings).frame
     data = labeled(build_dataset(frame, horizon))
     returns = log_returns(frame["spy_adj_close"])
-    ewma = ewma_volatility(returns).reindex(data.index).to_numpy()
     loss_1d = -forward_returns(returns, pd.DatetimeIndex(data.index), horizon)[0]
     first = int(data.index.searchsorted(pd.Timestamp(_default("dev_eval_start"))))
     blocks = schedule(len(data), max(first, MIN_LABELED_ROWS + horizon), _default("refit_every"), horizon)
@@ -166,7 +168,7 @@ def walk(
                 train[TARGET].to_numpy(), model.oof_forecast_, returns,
                 pd.DatetimeIndex(train.index), horizon, method,
             )  # fmt: skip
-            dist = cal.distribution(forecast, ewma[block.start : block.stop])
+            dist = cal.distribution_on(forecast, returns, rows.index)
             out = pd.DataFrame({"realized": rows[TARGET].to_numpy(), **dist}, index=rows.index)
             out["loss_1d"] = loss_1d[block.start : block.stop]
             tables[c].append(out)
@@ -202,10 +204,13 @@ def choose_bins(lines: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
     return (str(best) if per.loc[best, "pinball_rel"] < BINS_MARGIN else one), per
 
 
-def choose(lines: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
+def choose(lines: list[dict[str, Any]], grid: list[CalibrationMethod] = GRID) -> tuple[str, pd.DataFrame]:
+    """The first round's rule (module docstring) on ``grid``'s candidates; the third round
+    applies it unchanged to ``EWMA_GRID``."""
     frame = pd.DataFrame(lines)
+    frame = frame[frame["candidate"].isin([m.name for m in grid])].copy()
     walks = frame.groupby(["symbol", "horizon"]).ngroups
-    ref = frame[frame["candidate"] == GRID[0].name].set_index(["symbol", "horizon"])["pinball"]
+    ref = frame[frame["candidate"] == grid[0].name].set_index(["symbol", "horizon"])["pinball"]
     frame["pinball_rel"] = frame["pinball"] / frame.set_index(["symbol", "horizon"]).index.map(ref)
     frame["cov_err"] = (frame["cov90"] - 0.9).abs() + (frame["cov50"] - 0.5).abs()
     frame["kupiec_ok"] = (frame["var0.95_kupiec_p"] >= 0.05) & (frame["var0.99_kupiec_p"] >= 0.05)
@@ -221,9 +226,10 @@ def choose(lines: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
         pinball_rel=("pinball_rel", "mean"),
         var99=("var0.99_rate", "mean"),
         var95=("var0.95_rate", "mean"),
+        cc_ok=("cc_p", lambda x: int((x >= 0.05).sum())),
     )
-    per = per.loc[[m.name for m in GRID if m.name in per.index]]
-    per["margin"] = [m.tail_margin for m in GRID if m.name in per.index]
+    per = per.loc[[m.name for m in grid if m.name in per.index]]
+    per["margin"] = [m.tail_margin for m in grid if m.name in per.index]
     complete = per[per["walks"] == walks]
     pool = complete[complete["admissible"]]
     if pool.empty:
@@ -265,7 +271,7 @@ def main() -> int:
     c.add_argument("results", type=Path, nargs="+")
     for p in (w, c):
         p.add_argument("--round", choices=sorted(GRIDS), default="method",
-                       help="method: the first round; bins: the quantile bins [method]")
+                       help="method: the first round; bins: the quantile bins; ewma: the EWMA's speed [method]")
     f = sub.add_parser("feasibility", help="the targets against an ideal independent VaR")
     f.add_argument("--days", type=int, default=3200, help="backtest length [3200]")
     f.add_argument("--series", type=int, default=10000, help="simulated backtests [10000]")
@@ -281,7 +287,7 @@ def main() -> int:
                         f.write(json.dumps(r) + "\n")
         return 0
     lines = [json.loads(x) for p in args.results for x in p.read_text().splitlines() if x]
-    chosen, per = choose_bins(lines) if args.round == "bins" else choose(lines)
+    chosen, per = choose_bins(lines) if args.round == "bins" else choose(lines, GRIDS[args.round])
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(per.round(4).to_string())
     print(f"\nchosen: {chosen}")

@@ -150,6 +150,43 @@ def test_forecast_calibration_reads_one_bin_when_stored_before_bins_existed():
     assert back.method.name == ("conformal+fhs(window=all, scale=forecast, tail_margin=1)")
 
 
+def test_forecast_calibration_round_trips_its_ewma_decay_when_stored():
+    returns, index, realized, forecast = _window()
+    method = CalibrationMethod(scale="max_ewma", ewma_lambda=0.85)
+    cal = ForecastCalibration.fit(
+        realized[:1400], forecast[:1400], returns, index[:1400], 5, method
+    )
+    back = ForecastCalibration.from_dict(cal.to_dict())
+    assert back == cal
+    assert cal.to_dict()["ewma_lambda"] == 0.85
+    assert back.method.name.endswith("tail_margin=1, ewma_lambda=0.85)")
+
+
+def test_forecast_calibration_reads_the_riskmetrics_decay_when_stored_before_it_was():
+    returns, index, realized, forecast = _window()
+    method = CalibrationMethod(scale="max_ewma")
+    cal = ForecastCalibration.fit(
+        realized[:1400], forecast[:1400], returns, index[:1400], 5, method
+    )
+    old = {k: v for k, v in cal.to_dict().items() if k != "ewma_lambda"}
+    back = ForecastCalibration.from_dict(old)
+    assert back == cal
+    assert back.method.ewma_lambda == 0.94
+    assert back.method.name == "conformal+fhs(window=all, scale=max_ewma, tail_margin=1)"
+
+
+def test_faster_ewma_decay_raises_the_var_scale_the_day_after_a_shock():
+    index = pd.bdate_range("2020-01-01", periods=300)
+    returns = pd.Series(0.01, index=index)
+    returns.iloc[-1] = -0.05  # a five-sigma loss on the last day
+    slow = CalibrationMethod(scale="max_ewma").ewma(returns, index[-2:])
+    fast = CalibrationMethod(scale="max_ewma", ewma_lambda=0.8).ewma(returns, index[-2:])
+    assert slow[0] == pytest.approx(0.01) and fast[0] == pytest.approx(0.01)
+    # sqrt(0.94 * 0.01^2 + 0.06 * 0.05^2) and sqrt(0.8 * 0.01^2 + 0.2 * 0.05^2)
+    assert slow[1] == pytest.approx(0.015620, abs=1e-6)
+    assert fast[1] == pytest.approx(0.024083, abs=1e-6)
+
+
 def test_forecast_calibration_is_unchanged_when_later_rows_are_appended():
     returns, index, realized, forecast = _window()
     cal = ForecastCalibration.fit(realized[:1000], forecast[:1000], returns, index[:1000], 5)

@@ -219,22 +219,32 @@ class CalibrationMethod:
         exceedances that cluster); the 95% VaR and the h-day VaR take their nominal quantile.
     quantile_bins : the realized-volatility quantiles' residuals split into this many groups by
         the forecast's level (``VolatilityCalibration``); 1: one set of quantiles for all days.
+    ewma_lambda : the RiskMetrics decay of the EWMA volatility in ``scale="max_ewma"`` (lower
+        reacts faster to a run of shocks).
     """
 
     window: int | None = None
     scale: Literal["forecast", "max_ewma"] = "forecast"
     tail_margin: float = 1.0
     quantile_bins: int = 1
+    ewma_lambda: float = EWMA_LAMBDA
 
     @property
     def name(self) -> str:
         window = "all" if self.window is None else str(self.window)
         # Without bins the name is the one sets trained before bins existed carry.
         bins = "" if self.quantile_bins == 1 else f", quantile_bins={self.quantile_bins}"
+        lam = "" if self.ewma_lambda == EWMA_LAMBDA else f", ewma_lambda={self.ewma_lambda:g}"
         return (
             f"conformal+fhs(window={window}, scale={self.scale}, "
-            f"tail_margin={self.tail_margin:g}{bins})"
+            f"tail_margin={self.tail_margin:g}{bins}{lam})"
         )
+
+    def ewma(self, returns: pd.Series, index: pd.Index) -> FloatArray:
+        """The EWMA volatility of ``returns`` (this method's decay) on the dates ``index``; it
+        reads no return after each date."""
+        vol = ewma_volatility(returns, self.ewma_lambda)
+        return vol.reindex(pd.DatetimeIndex(index)).to_numpy(dtype=np.float64)
 
 
 def risk_scale(forecast: npt.ArrayLike, ewma: npt.ArrayLike, scale: str) -> FloatArray:
@@ -291,7 +301,7 @@ class ForecastCalibration:
                 f"{MIN_CALIBRATION_ROWS}"
             )
         ahead_1, ahead_h = forward_returns(returns, index, horizon)
-        scale = risk_scale(f, ewma_volatility(returns).reindex(index).to_numpy(), method.scale)
+        scale = risk_scale(f, method.ewma(returns, index), method.scale)
         rows = np.flatnonzero(known)
         return cls(
             method=method,
@@ -306,7 +316,7 @@ class ForecastCalibration:
         """Per forecast: ``q<level>`` (realized-volatility quantiles), ``var<level>`` and
         ``es<level>`` (1-day) and ``var<level>_h`` / ``es<level>_h`` (h-day), losses > 0,
         and ``scale`` (the returns' daily scale).
-        ``ewma``: the RiskMetrics volatility on each forecast's date (``ewma_volatility``)."""
+        ``ewma``: the EWMA volatility on each forecast's date (``CalibrationMethod.ewma``)."""
         scale = risk_scale(forecast, ewma, self.method.scale)
         out = {f"q{lv:g}": q for lv, q in self.volatility.quantiles(forecast).items()}
         out["scale"] = scale
@@ -320,10 +330,9 @@ class ForecastCalibration:
     def distribution_on(
         self, forecast: npt.ArrayLike, returns: pd.Series, index: pd.Index
     ) -> dict[str, FloatArray]:
-        """``distribution`` of forecasts made on the dates ``index``, with the RiskMetrics
-        volatility of ``returns`` on those dates (it reads no return after each date)."""
-        ewma = ewma_volatility(returns).reindex(pd.DatetimeIndex(index)).to_numpy()
-        return self.distribution(forecast, ewma)
+        """``distribution`` of forecasts made on the dates ``index``, with the EWMA volatility
+        of ``returns`` on those dates (it reads no return after each date)."""
+        return self.distribution(forecast, self.method.ewma(returns, index))
 
     def to_dict(self) -> dict[str, Any]:
         def levels(d: dict[float, float]) -> dict[str, float]:
@@ -334,6 +343,7 @@ class ForecastCalibration:
             "window": self.method.window,
             "scale": self.method.scale,
             "tail_margin": self.method.tail_margin,
+            "ewma_lambda": self.method.ewma_lambda,
             "horizon": self.horizon,
             "rows": self.volatility.n,
             "log_residual_quantiles": levels(self.volatility.log_residual_quantiles),
@@ -351,9 +361,11 @@ class ForecastCalibration:
         def levels(x: dict[str, float]) -> dict[float, float]:
             return {float(k): float(v) for k, v in x.items()}
 
-        # Sets calibrated before quantile bins existed carry none of their keys: one bin.
+        # Sets calibrated before quantile bins (or the decay) were stored carry none of their
+        # keys: one bin, the RiskMetrics decay.
         bins = int(d.get("quantile_bins", 1))
-        method = CalibrationMethod(d["window"], d["scale"], float(d["tail_margin"]), bins)
+        lam = float(d.get("ewma_lambda", EWMA_LAMBDA))
+        method = CalibrationMethod(d["window"], d["scale"], float(d["tail_margin"]), bins, lam)
         h, n = int(d["horizon"]), int(d["rows"])
         volatility = VolatilityCalibration(
             levels(d["log_residual_quantiles"]),
