@@ -398,7 +398,7 @@ def forward_returns(
 
 
 # The method the development-period protocol chose (bench/risk.py; services/train/README.md).
-SHIPPED_METHOD = CalibrationMethod(window=1000, scale="max_ewma", tail_margin=0.8)
+SHIPPED_METHOD = CalibrationMethod(window=1000, scale="max_ewma", tail_margin=0.8, ewma_lambda=0.9)
 
 
 def fit_shipped(
