@@ -219,8 +219,8 @@ class CalibrationMethod:
         exceedances that cluster); the 95% VaR and the h-day VaR take their nominal quantile.
     quantile_bins : the realized-volatility quantiles' residuals split into this many groups by
         the forecast's level (``VolatilityCalibration``); 1: one set of quantiles for all days.
-    ewma_lambda : the RiskMetrics decay of the EWMA volatility in ``scale="max_ewma"`` (lower
-        reacts faster to a run of shocks).
+    ewma_lambda : the decay of the EWMA volatility in ``scale="max_ewma"`` (RiskMetrics' is
+        0.94; lower reacts faster to a run of shocks).
     """
 
     window: int | None = None
