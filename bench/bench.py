@@ -217,7 +217,9 @@ def against(ref: str, common: list[str], env: dict[str, str], work: Path, repeat
     if not skip_evaluate:
         commands.append(("evaluate", ["evaluate", "--output", str(work / "e")]))
     at = common.index("--models-dir") + 1
-    own = {v: [*common[:at], str(work / f"m{i}"), *common[at + 1 :]] for i, v in enumerate(versions)}
+    own = {
+        v: [*common[:at], str(work / f"m{i}"), *common[at + 1 :]] for i, v in enumerate(versions)
+    }
     print(f"{'command':<10}{'version':>10}{'wall s':>10}{'peak MiB':>12}{'exit':>6}")
     failed = 0
     medians: dict[tuple[str, str], float] = {}

@@ -154,7 +154,9 @@ def walk(
     returns = log_returns(frame["spy_adj_close"])
     loss_1d = -forward_returns(returns, pd.DatetimeIndex(data.index), horizon)[0]
     first = int(data.index.searchsorted(pd.Timestamp(_default("dev_eval_start"))))
-    blocks = schedule(len(data), max(first, MIN_LABELED_ROWS + horizon), _default("refit_every"), horizon)
+    blocks = schedule(
+        len(data), max(first, MIN_LABELED_ROWS + horizon), _default("refit_every"), horizon
+    )
     tables: list[list[pd.DataFrame]] = [[] for _ in grid]
     for k, block in enumerate(blocks, 1):
         print(f"{symbol} h={horizon} refit {k}/{len(blocks)}", file=sys.stderr, flush=True)
@@ -186,7 +188,7 @@ def choose_bins(lines: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
     walks = frame.groupby(["symbol", "horizon"]).ngroups
     keyed = frame.set_index(["symbol", "horizon"])
     ref = keyed[keyed["candidate"] == BINS_GRID[0].name]["pinball"]
-    frame["pinball_rel"] = frame["pinball"].to_numpy() / keyed.index.map(ref).to_numpy()
+    frame["pinball_rel"] = frame["pinball"].to_numpy() / keyed.index.map(ref.to_dict()).to_numpy()
     frame["in_bands"] = frame["cov90"].between(0.88, 0.92) & frame["cov50"].between(0.47, 0.53)
     per = frame.groupby("candidate", sort=False).agg(
         walks=("symbol", "size"),
@@ -204,14 +206,18 @@ def choose_bins(lines: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
     return (str(best) if per.loc[best, "pinball_rel"] < BINS_MARGIN else one), per
 
 
-def choose(lines: list[dict[str, Any]], grid: list[CalibrationMethod] = GRID) -> tuple[str, pd.DataFrame]:
+def choose(
+    lines: list[dict[str, Any]], grid: list[CalibrationMethod] = GRID
+) -> tuple[str, pd.DataFrame]:
     """The first round's rule (module docstring) on ``grid``'s candidates; the third round
     applies it unchanged to ``EWMA_GRID``."""
     frame = pd.DataFrame(lines)
     frame = frame[frame["candidate"].isin([m.name for m in grid])].copy()
     walks = frame.groupby(["symbol", "horizon"]).ngroups
     ref = frame[frame["candidate"] == grid[0].name].set_index(["symbol", "horizon"])["pinball"]
-    frame["pinball_rel"] = frame["pinball"] / frame.set_index(["symbol", "horizon"]).index.map(ref)
+    frame["pinball_rel"] = frame["pinball"] / frame.set_index(["symbol", "horizon"]).index.map(
+        ref.to_dict()
+    )
     frame["cov_err"] = (frame["cov90"] - 0.9).abs() + (frame["cov50"] - 0.5).abs()
     frame["kupiec_ok"] = (frame["var0.95_kupiec_p"] >= 0.05) & (frame["var0.99_kupiec_p"] >= 0.05)
     per = frame.groupby("candidate", sort=False).agg(
@@ -235,14 +241,18 @@ def choose(lines: list[dict[str, Any]], grid: list[CalibrationMethod] = GRID) ->
     if pool.empty:
         pool = complete
     best = pool[pool["green"] >= pool["green"].max() - 0.01]
-    best = best.sort_values(["margin", "cov_err", "pinball_rel"], ascending=[False, True, True], kind="stable")
+    best = best.sort_values(
+        ["margin", "cov_err", "pinball_rel"], ascending=[False, True, True], kind="stable"
+    )
     return str(best.index[0]), per
 
 
 def feasibility(days: int, series: int) -> int:
     """The targets' pass rates for an ideal VaR with independent exceedances at rate q."""
     rng = np.random.default_rng(20261203)
-    print(f"{days}-day backtests of a 99% VaR, {series} simulated per rate; exceedances independent")
+    print(
+        f"{days}-day backtests of a 99% VaR, {series} simulated per rate; exceedances independent"
+    )
     print(f"{'rate q':>8}{'Kupiec ok':>11}{'green>=95%':>12}{'both':>8}{'mean green':>12}")
     for q in (0.005, 0.006, 0.007, 0.0075, 0.008, 0.009, 0.010, 0.012):
         kupiec = green = both = 0
@@ -254,8 +264,11 @@ def feasibility(days: int, series: int) -> int:
             g = share >= 0.95
             kupiec, green, both = kupiec + k, green + g, both + (k and g)
             shares.append(share)
-        print(f"{q:>8.4f}{kupiec / series:>11.3f}{green / series:>12.3f}{both / series:>8.3f}"
-              f"{np.mean(shares):>12.3f}", flush=True)
+        print(
+            f"{q:>8.4f}{kupiec / series:>11.3f}{green / series:>12.3f}{both / series:>8.3f}"
+            f"{np.mean(shares):>12.3f}",
+            flush=True,
+        )
     return 0
 
 
@@ -270,8 +283,12 @@ def main() -> int:
     c = sub.add_parser("choose", help="apply the rule to the walks' results")
     c.add_argument("results", type=Path, nargs="+")
     for p in (w, c):
-        p.add_argument("--round", choices=sorted(GRIDS), default="method",
-                       help="method: the first round; bins: the quantile bins; ewma: the EWMA's speed [method]")
+        p.add_argument(
+            "--round",
+            choices=sorted(GRIDS),
+            default="method",
+            help="method: the first round; bins: the quantile bins; ewma: the EWMA's speed [method]",
+        )
     f = sub.add_parser("feasibility", help="the targets against an ideal independent VaR")
     f.add_argument("--days", type=int, default=3200, help="backtest length [3200]")
     f.add_argument("--series", type=int, default=10000, help="simulated backtests [10000]")
@@ -291,7 +308,8 @@ def main() -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(per.round(4).to_string())
     print(f"\nchosen: {chosen}")
-    print(np.unique([(x["symbol"], x["horizon"]) for x in lines], axis=0).tolist())
+    walks = sorted({f"{x['symbol']} h={x['horizon']}" for x in lines})
+    print(f"walks read ({len(walks)}): {', '.join(walks)}")
     return 0
 
 
