@@ -66,6 +66,29 @@ period only, and its evaluation is run once afterwards and reported as it comes 
     python bench/risk.py walk --round ewma --data-dir ../shared/data --symbols spy,qqq --out /tmp/ewma.jsonl
     python bench/risk.py choose --round ewma /tmp/ewma.jsonl
 
+Fourth round, blending with GJR-GARCH-t (``--round combine``): a study for a later build,
+nothing ships from it. Written before its run, after the faster EWMA's evaluation run showed
+the ensemble's pinball loss above a GARCH-t model's on 5 of 20 walks (GLD at h = 1 and 5; IYR,
+AGG, IEF at h = 1), by 0.1% to 1.3%. The partner, GJR-GARCH-t, was picked having seen that it
+is the baseline that most often comes closest there; the weights are chosen on the development
+period only.
+
+1. Candidates: the shipped calibration's quantiles of realized volatility ``q_ens`` averaged
+   level by level with GJR-GARCH-t's ``q_gjr`` (both fitted on the same training window at
+   each refit; quantile averaging keeps the levels in order): ``w * q_ens + (1 - w) * q_gjr``
+   with w = 1 (as shipped), 0.75, 0.5, 0.25 and 0 (GJR-GARCH-t alone). VaR and ES untouched.
+   GARCH-t's own quantiles are scored beside them (``garch_t``), not a candidate.
+2. Walks: the same twenty (every series of ``../shared/data`` at h = 1 and 5, 2003-2012).
+3. Rule (``choose --round combine``): a blend (w = 0.75, 0.5, 0.25) is worth building if its
+   pinball loss is below w = 1's on at least 15 of the 20 walks, its mean log pinball ratio to
+   w = 1 is at most -0.005, and it has at least as many walks with both coverages in the
+   acceptance bands (90%: [0.88, 0.92], 50%: [0.47, 0.53]) as w = 1; among those the lowest
+   mean log ratio. The table also prints, per candidate, the walks on which its pinball is
+   below both GARCH models' (the acceptance's test against those two baselines).
+
+    python bench/risk.py walk --round combine --data-dir ../shared/data --symbols spy,qqq --out /tmp/combine.jsonl
+    python bench/risk.py choose --round combine /tmp/combine.jsonl
+
 ``feasibility`` asks what the acceptance targets demand of the best VaR there could be: one whose
 exceedances are independent with a constant rate ``q``. For ``q`` from 0.5% to 1.2% it
 simulates ``--series`` backtests of ``--days`` days (seeded) and prints the share that pass
