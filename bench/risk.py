@@ -113,6 +113,7 @@ import numpy as np
 import pandas as pd
 
 from volforecast import backtests, selection
+from volforecast.baselines import GARCHForecaster
 from volforecast.calibration import (
     QUANTILE_LEVELS,
     SHIPPED_METHOD,
@@ -135,7 +136,9 @@ EWMA_GRID = [
     dataclasses.replace(SHIPPED_METHOD, ewma_lambda=lam, tail_margin=m)
     for lam, m in itertools.product((0.94, 0.90, 0.85, 0.80), (1.0, 0.8, 0.65))
 ]
-GRIDS = {"method": GRID, "bins": BINS_GRID, "ewma": EWMA_GRID}
+GRIDS = {"method": GRID, "bins": BINS_GRID, "ewma": EWMA_GRID, "combine": [SHIPPED_METHOD]}
+# The fourth round's weights on the ensemble's quantiles (the rest on GJR-GARCH-t's).
+BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
 # The bins round's margin: a candidate must beat one bin by more than this to ship.
 BINS_MARGIN = 0.998
 
@@ -201,6 +204,93 @@ def walk(
         {"symbol": symbol, "horizon": horizon, "candidate": m.name, **score(pd.concat(t))}
         for m, t in zip(grid, tables, strict=True)
     ]
+
+
+def walk_combine(symbol: str, horizon: int, data_dir: Path) -> list[dict[str, Any]]:
+    """The fourth round's walk: at each refit the shipped calibration's quantiles and
+    GJR-GARCH-t's (and GARCH-t's, scored beside them), on the same training window."""
+    eval_start: dt.date = _default("eval_start")
+    settings = build_settings(
+        data_source="csv", data_dir=data_dir, symbol=symbol, horizon=horizon,
+        start=_default("dev_start"), as_of=eval_start - dt.timedelta(days=1),
+    )  # fmt: skip
+    frame = load_market_data(settings).frame
+    data = labeled(build_dataset(frame, horizon))
+    returns = log_returns(frame["spy_adj_close"])
+    loss_1d = -forward_returns(returns, pd.DatetimeIndex(data.index), horizon)[0]
+    first = int(data.index.searchsorted(pd.Timestamp(_default("dev_eval_start"))))
+    blocks = schedule(
+        len(data), max(first, MIN_LABELED_ROWS + horizon), _default("refit_every"), horizon
+    )
+    levels = [f"q{lv:g}" for lv in QUANTILE_LEVELS]
+    names = [f"blend(w={w:g})" for w in BLEND_WEIGHTS] + ["garch_t"]
+    tables: dict[str, list[pd.DataFrame]] = {n: [] for n in names}
+    for k, block in enumerate(blocks, 1):
+        print(f"{symbol} h={horizon} refit {k}/{len(blocks)}", file=sys.stderr, flush=True)
+        train = data.iloc[: block.train_end]
+        rows = data.iloc[block.start : block.stop]
+        model = selection.make_ensemble(settings)
+        model.fit(train.loc[:, list(FEATURE_COLUMNS)], train[TARGET])
+        forecast = model.predict(rows.loc[:, list(FEATURE_COLUMNS)])
+        cal = ForecastCalibration.fit(
+            train[TARGET].to_numpy(), model.oof_forecast_, returns,
+            pd.DatetimeIndex(train.index), horizon, SHIPPED_METHOD,
+        )  # fmt: skip
+        ens = pd.DataFrame(cal.distribution_on(forecast, returns, rows.index), index=rows.index)
+        garch: dict[bool, pd.DataFrame] = {}
+        for asymmetric in (True, False):
+            g = GARCHForecaster(horizon, asymmetric=asymmetric, distribution=True)
+            garch[asymmetric] = g.fit(train, returns).predict(rows, returns)
+        realized = rows[TARGET].to_numpy()
+        for w, name in zip(BLEND_WEIGHTS, names, strict=False):
+            out = ens.copy()
+            out[levels] = w * ens[levels].to_numpy() + (1.0 - w) * garch[True][levels].to_numpy()
+            tables[name].append(
+                out.assign(realized=realized, loss_1d=loss_1d[block.start : block.stop])
+            )
+        tables["garch_t"].append(
+            ens.assign(**{lv: garch[False][lv].to_numpy() for lv in levels}).assign(
+                realized=realized, loss_1d=loss_1d[block.start : block.stop]
+            )
+        )
+    return [
+        {"symbol": symbol, "horizon": horizon, "candidate": n, **score(pd.concat(tables[n]))}
+        for n in names
+    ]
+
+
+def choose_combine(lines: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
+    """The fourth round's rule (module docstring): the blend worth building, or w = 1."""
+    frame = pd.DataFrame(lines)
+    key = ["symbol", "horizon"]
+    by = frame.pivot_table(index=key, columns="candidate", values="pinball")
+    shipped, gjr = f"blend(w={BLEND_WEIGHTS[0]:g})", f"blend(w={BLEND_WEIGHTS[-1]:g})"
+    frame["in_bands"] = frame["cov90"].between(0.88, 0.92) & frame["cov50"].between(0.47, 0.53)
+    bands = frame.groupby("candidate")["in_bands"].sum()
+    rows = []
+    for name in by.columns:
+        log_ratio = np.log(by[name] / by[shipped])
+        rows.append(
+            {
+                "candidate": name,
+                "walks": int(by[name].notna().sum()),
+                "below_shipped": int((by[name] < by[shipped]).sum()),
+                "log_ratio": float(log_ratio.mean()),
+                "worst_ratio": float(np.exp(log_ratio.max())),
+                "in_bands": int(bands[name]),
+                "below_garchs": int(((by[name] < by[gjr]) & (by[name] < by["garch_t"])).sum()),
+            }
+        )
+    per = pd.DataFrame(rows).set_index("candidate").loc[list(by.columns)]
+    blends = [f"blend(w={w:g})" for w in BLEND_WEIGHTS[1:-1]]
+    ok = per.loc[blends]
+    ok = ok[
+        (ok["below_shipped"] >= 15)
+        & (ok["log_ratio"] <= -0.005)
+        & (ok["in_bands"] >= per.loc[shipped, "in_bands"])
+    ]
+    chosen = str(ok["log_ratio"].idxmin()) if len(ok) else shipped
+    return chosen, per
 
 
 def choose_bins(lines: list[dict[str, Any]]) -> tuple[str, pd.DataFrame]:
@@ -310,7 +400,8 @@ def main() -> int:
             "--round",
             choices=sorted(GRIDS),
             default="method",
-            help="method: the first round; bins: the quantile bins; ewma: the EWMA's speed [method]",
+            help="method: the first round; bins: the quantile bins; ewma: the EWMA's speed; "
+            "combine: blending with GJR-GARCH-t [method]",
         )
     f = sub.add_parser("feasibility", help="the targets against an ideal independent VaR")
     f.add_argument("--days", type=int, default=3200, help="backtest length [3200]")
@@ -321,13 +412,22 @@ def main() -> int:
     if args.step == "walk":
         for symbol in args.symbols.upper().split(","):
             for h in (int(x) for x in args.horizons.split(",")):
-                results = walk(symbol, h, args.data_dir, GRIDS[args.round])
+                results = (
+                    walk_combine(symbol, h, args.data_dir)
+                    if args.round == "combine"
+                    else walk(symbol, h, args.data_dir, GRIDS[args.round])
+                )
                 with args.out.open("a") as f:
                     for r in results:
                         f.write(json.dumps(r) + "\n")
         return 0
     lines = [json.loads(x) for p in args.results for x in p.read_text().splitlines() if x]
-    chosen, per = choose_bins(lines) if args.round == "bins" else choose(lines, GRIDS[args.round])
+    if args.round == "combine":
+        chosen, per = choose_combine(lines)
+    elif args.round == "bins":
+        chosen, per = choose_bins(lines)
+    else:
+        chosen, per = choose(lines, GRIDS[args.round])
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(per.round(4).to_string())
     print(f"\nchosen: {chosen}")
