@@ -125,7 +125,7 @@ from volforecast.config import Settings, build_settings
 from volforecast.data import load_market_data
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.splits import MIN_LABELED_ROWS
-from volforecast.walkforward import schedule
+from volforecast.walkforward import Block, schedule
 
 GRID = [
     CalibrationMethod(window=w, scale=s, tail_margin=m)  # type: ignore[arg-type]
@@ -136,7 +136,9 @@ EWMA_GRID = [
     dataclasses.replace(SHIPPED_METHOD, ewma_lambda=lam, tail_margin=m)
     for lam, m in itertools.product((0.94, 0.90, 0.85, 0.80), (1.0, 0.8, 0.65))
 ]
-GRIDS = {"method": GRID, "bins": BINS_GRID, "ewma": EWMA_GRID, "combine": [SHIPPED_METHOD]}
+GRIDS = {"method": GRID, "bins": BINS_GRID, "ewma": EWMA_GRID}
+# combine has no CalibrationMethod grid: its candidates are blend weights.
+ROUNDS = [*GRIDS, "combine"]
 # The fourth round's weights on the ensemble's quantiles (the rest on GJR-GARCH-t's).
 BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
 # The bins round's margin: a candidate must beat one bin by more than this to ship.
@@ -167,9 +169,20 @@ def score(table: pd.DataFrame) -> dict[str, float | int | None]:
     return out
 
 
-def walk(
-    symbol: str, horizon: int, data_dir: Path, grid: list[CalibrationMethod]
-) -> list[dict[str, Any]]:
+@dataclasses.dataclass(frozen=True)
+class DevelopmentWalk:
+    """One series at one horizon as every round walks it: data cut the day before
+    ``--eval-start``, forecasts from ``--dev-eval-start``, refit every ``refit_every`` rows
+    with ``horizon`` rows purged."""
+
+    settings: Settings
+    data: pd.DataFrame
+    returns: pd.Series
+    loss_1d: np.ndarray
+    blocks: list[Block]
+
+
+def development_walk(symbol: str, horizon: int, data_dir: Path) -> DevelopmentWalk:
     eval_start: dt.date = _default("eval_start")
     settings = build_settings(
         data_source="csv", data_dir=data_dir, symbol=symbol, horizon=horizon,
@@ -183,6 +196,15 @@ def walk(
     blocks = schedule(
         len(data), max(first, MIN_LABELED_ROWS + horizon), _default("refit_every"), horizon
     )
+    return DevelopmentWalk(settings, data, returns, loss_1d, blocks)
+
+
+def walk(
+    symbol: str, horizon: int, data_dir: Path, grid: list[CalibrationMethod]
+) -> list[dict[str, Any]]:
+    dev = development_walk(symbol, horizon, data_dir)
+    settings, data, returns, loss_1d = dev.settings, dev.data, dev.returns, dev.loss_1d
+    blocks = dev.blocks
     tables: list[list[pd.DataFrame]] = [[] for _ in grid]
     for k, block in enumerate(blocks, 1):
         print(f"{symbol} h={horizon} refit {k}/{len(blocks)}", file=sys.stderr, flush=True)
@@ -209,21 +231,12 @@ def walk(
 def walk_combine(symbol: str, horizon: int, data_dir: Path) -> list[dict[str, Any]]:
     """The fourth round's walk: at each refit the shipped calibration's quantiles and
     GJR-GARCH-t's (and GARCH-t's, scored beside them), on the same training window."""
-    eval_start: dt.date = _default("eval_start")
-    settings = build_settings(
-        data_source="csv", data_dir=data_dir, symbol=symbol, horizon=horizon,
-        start=_default("dev_start"), as_of=eval_start - dt.timedelta(days=1),
-    )  # fmt: skip
-    frame = load_market_data(settings).frame
-    data = labeled(build_dataset(frame, horizon))
-    returns = log_returns(frame["spy_adj_close"])
-    loss_1d = -forward_returns(returns, pd.DatetimeIndex(data.index), horizon)[0]
-    first = int(data.index.searchsorted(pd.Timestamp(_default("dev_eval_start"))))
-    blocks = schedule(
-        len(data), max(first, MIN_LABELED_ROWS + horizon), _default("refit_every"), horizon
-    )
+    dev = development_walk(symbol, horizon, data_dir)
+    settings, data, returns, loss_1d = dev.settings, dev.data, dev.returns, dev.loss_1d
+    blocks = dev.blocks
     levels = [f"q{lv:g}" for lv in QUANTILE_LEVELS]
-    names = [f"blend(w={w:g})" for w in BLEND_WEIGHTS] + ["garch_t"]
+    blends = [f"blend(w={w:g})" for w in BLEND_WEIGHTS]
+    names = [*blends, "garch_t"]
     tables: dict[str, list[pd.DataFrame]] = {n: [] for n in names}
     for k, block in enumerate(blocks, 1):
         print(f"{symbol} h={horizon} refit {k}/{len(blocks)}", file=sys.stderr, flush=True)
@@ -242,7 +255,7 @@ def walk_combine(symbol: str, horizon: int, data_dir: Path) -> list[dict[str, An
             g = GARCHForecaster(horizon, asymmetric=asymmetric, distribution=True)
             garch[asymmetric] = g.fit(train, returns).predict(rows, returns)
         realized = rows[TARGET].to_numpy()
-        for w, name in zip(BLEND_WEIGHTS, names, strict=False):
+        for w, name in zip(BLEND_WEIGHTS, blends, strict=True):
             out = ens.copy()
             out[levels] = w * ens[levels].to_numpy() + (1.0 - w) * garch[True][levels].to_numpy()
             tables[name].append(
@@ -398,7 +411,7 @@ def main() -> int:
     for p in (w, c):
         p.add_argument(
             "--round",
-            choices=sorted(GRIDS),
+            choices=sorted(ROUNDS),
             default="method",
             help="method: the first round; bins: the quantile bins; ewma: the EWMA's speed; "
             "combine: blending with GJR-GARCH-t [method]",
