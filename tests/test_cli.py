@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from volforecast.calibration import SHIPPED_METHOD
+from volforecast.blending import SHIPPED_NAME
 from volforecast.cli import main
 from volforecast.data import load_market_data
 from volforecast.errors import EXIT_RETRAIN_ADVISED
@@ -124,7 +124,10 @@ def test_both_pickles_carry_their_calibration_as_plain_numbers_beside_the_spec_k
             artifact = pickle.load(f)
         assert {"xgb_model", "lgbm_model", "meta_model", "feature_cols"} <= set(artifact)
         cal = artifact["calibration"]
-        assert cal["method"] == SHIPPED_METHOD.name and cal["horizon"] == 5
+        assert cal["method"] == SHIPPED_NAME and cal["horizon"] == 5
+        blend = cal["blend"]
+        assert blend["model"] == "gjr_garch_t" and blend["weight"] == 0.5
+        assert set(blend["params"]) == {"omega", "alpha[1]", "gamma[1]", "beta[1]", "nu"}
         assert list(cal["log_residual_quantiles"]) == ["0.05", "0.25", "0.5", "0.75", "0.95"]
         assert json.loads(json.dumps(cal)) == cal  # nothing but numbers, strings and null
         # Calibrated on the training rows only: fewer rows than the model trained on.

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from volforecast.calibration import SHIPPED_METHOD
+from volforecast.blending import SHIPPED_NAME
 from volforecast.cli import main
 from volforecast.monitoring import risk_check
 from volforecast.schemas import MonitoringRecord
@@ -50,7 +50,7 @@ def test_monitor_records_model_as_interval_coverage_and_var_exceedances_on_the_n
     assert set(record.risk.var) == {"0.95", "0.99"}
     # Every new row is labeled, so its next day is known: every row is a VaR day.
     assert record.risk.rows == record.test_window.n_samples == record.risk.var["0.99"].days
-    assert record.risk.method == SHIPPED_METHOD.name
+    assert record.risk.method == SHIPPED_NAME
 
 
 def test_risk_check_is_none_when_the_set_was_trained_before_calibration():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from volforecast.calibration import stored_calibration
+from volforecast.blending import stored_calibration
 from volforecast.cli import main
 from volforecast.config import build_settings
 from volforecast.data import load_market_data

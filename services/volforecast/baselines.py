@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -256,22 +256,43 @@ class GARCHForecaster:
         self.params_ = result.params
         return self
 
-    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> Any:
-        known = returns.loc[: rows.index[-1]].dropna()
+    @classmethod
+    def fitted(
+        cls, params: Mapping[str, float], horizon: int, asymmetric: bool, **settings: Any
+    ) -> GARCHForecaster:
+        """A forecaster with stored parameters (``params_`` of an earlier fit, e.g. read back
+        from a model pickle), ready to ``predict`` without fitting again."""
+        model = cls(horizon, asymmetric=asymmetric, **settings)
+        model.params_ = pd.Series({k: float(v) for k, v in params.items()}, dtype=np.float64)
+        return model
+
+    def _forecast(self, index: pd.Index, returns: pd.Series) -> tuple[Any, Any]:
+        known = returns.loc[: index[-1]].dropna()
         model = self._model(known)
-        forecast = model.forecast(
-            self.params_, horizon=self.horizon, start=rows.index[0], reindex=False
-        )
+        forecast = model.forecast(self.params_, horizon=self.horizon, start=index[0], reindex=False)
+        return model, forecast
+
+    def predict(self, rows: pd.DataFrame, returns: pd.Series) -> Any:
+        model, forecast = self._forecast(rows.index, returns)
         variance = forecast.variance.mean(axis=1).reindex(rows.index) / _PCT**2
         point = _vol(variance.to_numpy())
         if not self.distribution:
             return point
         from volforecast.distributions import distribution_frame
 
-        sigma = _vol(forecast.variance.iloc[:, 0].reindex(rows.index).to_numpy() / _PCT**2)
-        return distribution_frame(rows.index, self._distribution(model, rows, sigma), point)
+        return distribution_frame(
+            rows.index, self._distribution(model, forecast, rows.index), point
+        )
 
-    def _distribution(self, model: Any, rows: pd.DataFrame, sigma: FloatArray) -> dict[str, Any]:
+    def distribution_on(self, index: pd.Index, returns: pd.Series) -> dict[str, FloatArray]:
+        """The forecast distribution made on each date of ``index`` (consecutive trading days
+        of ``returns``), from ``returns`` up to that date only: ``scale``, ``var<level>`` and
+        ``es<level>`` of the next day and ``q<level>`` of the h-day realized volatility."""
+        model, forecast = self._forecast(index, returns)
+        return self._distribution(model, forecast, index)
+
+    def _distribution(self, model: Any, forecast: Any, index: pd.Index) -> dict[str, Any]:
+        sigma = _vol(forecast.variance.iloc[:, 0].reindex(index).to_numpy() / _PCT**2)
         nu = float(self.params_["nu"])
         unit = math.sqrt((nu - 2.0) / nu)  # a t(nu) draw times this has variance 1
         out: dict[str, Any] = {"scale": sigma}
@@ -289,7 +310,7 @@ class GARCHForecaster:
         simulated = model.forecast(
             self.params_,
             horizon=self.horizon,
-            start=rows.index[0],
+            start=index[0],
             method="simulation",
             simulations=self.simulations,
             rng=lambda size: generator.standard_t(nu, size) * unit,
@@ -298,7 +319,7 @@ class GARCHForecaster:
         paths = simulated.simulations.values / _PCT  # (days, simulations, horizon) returns
         realized = np.sqrt(np.mean(paths**2, axis=2))
         dates = pd.DatetimeIndex(simulated.simulations.index)
-        pos = dates.get_indexer(rows.index)
+        pos = dates.get_indexer(index)
         for lv in self.levels:
             out[f"q{lv:g}"] = np.quantile(realized, lv, axis=1)[pos]
         return out

@@ -12,7 +12,8 @@ sample inside its own training window (no later row is read). Pure functions.
 - ``ForecastCalibration``: both, for one model, with the settings of a ``CalibrationMethod``
   (the window calibrated on, the returns' scale, a tail margin), fitted on a training window
   and stored in the model pickles as plain numbers. ``SHIPPED_METHOD`` is the method the
-  development-period protocol chose (``bench/risk.py``; services/train/README.md).
+  development-period protocol chose (``bench/risk.py``; services/train/README.md);
+  ``blending`` averages its quantiles with GJR-GARCH-t's, as shipped.
 """
 
 from __future__ import annotations
@@ -399,26 +400,3 @@ def forward_returns(
 
 # The method the development-period protocol chose (bench/risk.py; services/train/README.md).
 SHIPPED_METHOD = CalibrationMethod(window=1000, scale="max_ewma", tail_margin=0.8, ewma_lambda=0.9)
-
-
-def fit_shipped(
-    realized: npt.ArrayLike,
-    forecast: npt.ArrayLike,
-    returns: pd.Series,
-    index: pd.DatetimeIndex,
-    settings: Any,
-) -> ForecastCalibration:
-    """The shipped calibration (``SHIPPED_METHOD``) of one model's out-of-fold forecasts of
-    its training rows, at ``settings``'s horizon and quantile levels: what ``train`` stores
-    and ``evaluate`` scores."""
-    return ForecastCalibration.fit(
-        realized, forecast, returns, index, settings.horizon, SHIPPED_METHOD,
-        tuple(settings.quantile_levels),
-    )  # fmt: skip
-
-
-def stored_calibration(artifact: dict[str, Any]) -> ForecastCalibration | None:
-    """The calibration a model pickle carries (key ``"calibration"``); None for sets trained
-    before it was stored."""
-    d = artifact.get("calibration")
-    return None if d is None else ForecastCalibration.from_dict(d)

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from typing import Any, Literal
 
-from volforecast.calibration import ForecastCalibration, stored_calibration
+from volforecast.blending import BlendedCalibration, stored_calibration
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import Progress, predict_artifact
@@ -128,14 +128,15 @@ def run_predict(
     )
 
 
-def risk_fields(dist: dict[str, Any], calibration: ForecastCalibration) -> dict[str, Any]:
-    """A one-row distribution (``ForecastCalibration.distribution``) as ``Forecast``'s
+def risk_fields(dist: dict[str, Any], blend: BlendedCalibration) -> dict[str, Any]:
+    """A one-row distribution (``BlendedCalibration.distribution_on``) as ``Forecast``'s
     fields: quantiles, the 90% interval, VaR and ES of the horizon and of the next day."""
 
     def levels(prefix: str, suffix: str, keys: Any) -> dict[str, float]:
         return {f"{lv:g}": float(dist[f"{prefix}{lv:g}{suffix}"][0]) for lv in keys}
 
-    quantiles = levels("q", "", calibration.volatility.log_residual_quantiles)
+    calibration = blend.calibration
+    quantiles = levels("q", "", blend.levels)
     var_levels = calibration.risk_h.var_multipliers
     return {
         "quantiles": quantiles,
@@ -144,5 +145,5 @@ def risk_fields(dist: dict[str, Any], calibration: ForecastCalibration) -> dict[
         "es": levels("es", "_h", var_levels),
         "var_1d": levels("var", "", calibration.risk_1d.var_multipliers),
         "es_1d": levels("es", "", calibration.risk_1d.var_multipliers),
-        "risk_method": calibration.method.name,
+        "risk_method": blend.method_name,
     }

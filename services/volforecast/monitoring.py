@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from volforecast import backtests, drift, lineage, policy
-from volforecast.calibration import forward_returns, stored_calibration
+from volforecast.blending import stored_calibration
+from volforecast.calibration import forward_returns
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import FloatArray, Progress, predict_artifact
@@ -62,7 +63,7 @@ def risk_check(
     index = pd.DatetimeIndex(fresh.index)
     dist = calibration.distribution_on(forecast, returns, index)
     realized = fresh[TARGET].to_numpy()
-    levels = list(calibration.volatility.log_residual_quantiles)
+    levels = calibration.levels
     loss = -forward_returns(returns, index, 1)[0]
     return RiskCheck(
         rows=len(fresh),
@@ -72,9 +73,9 @@ def risk_check(
         },
         var={
             f"{lv:g}": VarCheck(**backtests.var_check(loss, dist[f"var{lv:g}"], lv))
-            for lv in calibration.risk_1d.var_multipliers
+            for lv in calibration.calibration.risk_1d.var_multipliers
         },
-        method=calibration.method.name,
+        method=calibration.method_name,
     )
 
 

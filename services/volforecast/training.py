@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from volforecast import __version__, lineage, selection
-from volforecast.calibration import ForecastCalibration, fit_shipped
+from volforecast.blending import BlendedCalibration, fit_shipped
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
 from volforecast.ensemble import Progress, StackedEnsemble
@@ -61,7 +61,7 @@ class FittedModel:
     eval_index: pd.DatetimeIndex
     scores: Scores
     eval_predictions: np.ndarray
-    calibration: ForecastCalibration
+    calibration: BlendedCalibration
     pooling: PoolingInfo | None = None
 
 
@@ -111,9 +111,9 @@ def fit_on_split(
         y.iloc[split.train].to_numpy(), ensemble.oof_forecast_, returns,
         pd.DatetimeIndex(X.index[split.train]), settings,
     )  # fmt: skip
-    q = calibration.volatility.log_residual_quantiles
+    q = calibration.calibration.volatility.log_residual_quantiles
     progress(
-        f"calibrated on {calibration.volatility.n} out-of-fold rows: 90% interval "
+        f"calibrated on {calibration.calibration.volatility.n} out-of-fold rows: 90% interval "
         f"x{np.exp(q[0.05]):.2f}..x{np.exp(q[0.95]):.2f} of the forecast"
     )
     preds = ensemble.predict(X.iloc[split.evaluate])

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from volforecast import selection
-from volforecast.calibration import fit_shipped
+from volforecast.blending import fit_shipped
 from volforecast.config import Settings
 from volforecast.data import MarketData
 from volforecast.distributions import POINT, SEP, distribution_frame
@@ -151,7 +151,7 @@ def walk_forward(
 class EnsembleForecaster:
     """The walk-forward face of the ensemble ``train`` builds (same class, same settings:
     ``selection.make_ensemble``); with ``distribution=True`` also its calibrated forecast
-    distribution, as ``train`` stores it (``calibration.fit_shipped``)."""
+    distribution, as ``train`` stores it (``blending.fit_shipped``)."""
 
     def __init__(
         self,

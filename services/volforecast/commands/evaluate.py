@@ -22,7 +22,8 @@ import pandas as pd
 from volforecast import __version__, backtests, selection
 from volforecast.atomic import check_output, write_outputs
 from volforecast.baselines import HARCore, default_baselines
-from volforecast.calibration import SHIPPED_METHOD, VAR_LEVELS, forward_returns
+from volforecast.blending import SHIPPED_NAME
+from volforecast.calibration import VAR_LEVELS, forward_returns
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.distributions import HS_WINDOW, FilteredHS, HistoricalSimulation, one_day
@@ -245,7 +246,7 @@ def distribution_scores(walk: Walk, forecasts: pd.DataFrame) -> dict[str, Distri
     index = pd.DatetimeIndex(forecasts.index)
     loss_1d = -forward_returns(walk.returns, index, 1)[0]
     methods = {
-        ENSEMBLE: SHIPPED_METHOD.name,
+        ENSEMBLE: SHIPPED_NAME,
         "garch_t": "GARCH(1,1), Student-t (arch)",
         "gjr_garch_t": "GJR-GARCH(1,1,1), Student-t (arch)",
         "fhs": "filtered historical simulation, RiskMetrics EWMA filter",

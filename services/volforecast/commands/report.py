@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from volforecast.atomic import write_outputs
-from volforecast.calibration import forward_returns, stored_calibration
+from volforecast.blending import stored_calibration
+from volforecast.calibration import forward_returns
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.drift import PSI_THRESHOLD
