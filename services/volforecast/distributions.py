@@ -7,8 +7,9 @@ names): ``q<level>`` (quantiles of the h-day realized volatility), ``var<level>`
 A forecaster that has one returns a ``distribution_frame`` from ``predict`` instead of an
 array; ``walkforward.assemble`` spreads it into ``<model>@<column>`` columns.
 
-- ``EnsembleForecaster(distribution=True)`` (``walkforward``): the shipped calibration of the
-  ensemble's out-of-fold forecasts (``calibration.SHIPPED_METHOD``).
+- ``EnsembleForecaster(distribution=True)`` (``walkforward``): the shipped distribution of the
+  ensemble's out-of-fold forecasts (``blending.fit_shipped``: ``calibration.SHIPPED_METHOD``,
+  its quantiles averaged with GJR-GARCH-t's).
 - ``GARCHForecaster(distribution=True)`` (``baselines``): GARCH-t and GJR-GARCH-t, the
   Student-t's own VaR and ES, and realized-volatility quantiles simulated by ``arch``.
 - ``FilteredHS``: filtered historical simulation, the RiskMetrics volatility standardizing the
