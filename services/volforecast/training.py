@@ -113,9 +113,16 @@ def fit_on_split(
     )  # fmt: skip
     q = calibration.calibration.volatility.log_residual_quantiles
     progress(
-        f"calibrated on {calibration.calibration.volatility.n} out-of-fold rows: 90% interval "
+        f"calibrated on {calibration.calibration.volatility.n} out-of-fold rows: conformal 90% interval "
         f"x{np.exp(q[0.05]):.2f}..x{np.exp(q[0.95]):.2f} of the forecast"
     )
+    if calibration.partner_params is not None:
+        p = calibration.partner_params
+        persistence = p["alpha[1]"] + p["gamma[1]"] / 2 + p["beta[1]"]
+        progress(
+            f"quantiles averaged with GJR-GARCH-t's (weight {1 - calibration.weight:g}; fitted "
+            f"on the same window: persistence {persistence:.3f}, Student-t nu {p['nu']:.1f})"
+        )
     preds = ensemble.predict(X.iloc[split.evaluate])
     return FittedModel(
         ensemble=ensemble,
