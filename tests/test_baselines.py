@@ -147,6 +147,34 @@ def test_garch_forecast_ignores_returns_after_the_forecast_date(market, asymmetr
     assert model.name == ("gjr_garch_t" if asymmetric else "garch_t")
 
 
+def test_garch_fitted_from_stored_parameters_forecasts_as_the_fit_did(market):
+    data, returns = market
+    train, rows = data.iloc[:400], data.iloc[410:420]
+    model = GARCHForecaster(5, asymmetric=True, distribution=True).fit(train, returns)
+    stored = {k: float(v) for k, v in model.params_.items()}
+    again = GARCHForecaster.fitted(stored, 5, True, distribution=True)
+    pd.testing.assert_frame_equal(again.predict(rows, returns), model.predict(rows, returns))
+
+
+def test_garch_distribution_on_gives_the_columns_predict_returns(market):
+    data, returns = market
+    train, rows = data.iloc[:400], data.iloc[410:420]
+    model = GARCHForecaster(5, asymmetric=True, distribution=True).fit(train, returns)
+    frame = model.predict(rows, returns)
+    dist = model.distribution_on(rows.index, returns)
+    assert set(dist) == set(frame.columns) - {"point"}
+    for key, values in dist.items():
+        np.testing.assert_array_equal(values, frame[key].to_numpy())
+
+
+def test_garch_distribution_raises_when_a_forecast_date_is_not_a_trading_day(market):
+    data, returns = market
+    model = GARCHForecaster(5, asymmetric=True, distribution=True).fit(data.iloc[:400], returns)
+    index = data.index[410:420].insert(5, data.index[414] + pd.Timedelta(hours=12))
+    with pytest.raises(ValueError, match="no return to forecast from"):
+        model.distribution_on(index, returns)
+
+
 def test_garch_baseline_forecasts_a_garch_process_best_when_vix_is_uninformative():
     data, returns = _market(1600, 5, flat_vix=True)
     blocks = schedule(len(data), 800, 200, 5)

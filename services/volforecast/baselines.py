@@ -320,6 +320,12 @@ class GARCHForecaster:
         realized = np.sqrt(np.mean(paths**2, axis=2))
         dates = pd.DatetimeIndex(simulated.simulations.index)
         pos = dates.get_indexer(index)
+        if (pos < 0).any():  # get_indexer's -1 would silently take the last day's draws
+            missing = pd.DatetimeIndex(index)[pos < 0]
+            raise ValueError(
+                f"{len(missing)} forecast dates have no return to forecast from (first "
+                f"{missing[0].date()}): forecast only on trading days of the returns"
+            )
         for lv in self.levels:
             out[f"q{lv:g}"] = np.quantile(realized, lv, axis=1)[pos]
         return out
