@@ -130,6 +130,11 @@ class BlendedCalibration:
         """The quantile levels of the realized volatility."""
         return list(self.calibration.volatility.log_residual_quantiles)
 
+    @property
+    def var_levels(self) -> list[float]:
+        """The 1-day VaR and ES levels (the calibration's)."""
+        return list(self.calibration.risk_1d.var_multipliers)
+
     def distribution_on(
         self, forecast: npt.ArrayLike, returns: pd.Series, index: pd.Index
     ) -> dict[str, FloatArray]:

@@ -135,15 +135,14 @@ def risk_fields(dist: dict[str, Any], blend: BlendedCalibration) -> dict[str, An
     def levels(prefix: str, suffix: str, keys: Any) -> dict[str, float]:
         return {f"{lv:g}": float(dist[f"{prefix}{lv:g}{suffix}"][0]) for lv in keys}
 
-    calibration = blend.calibration
     quantiles = levels("q", "", blend.levels)
-    var_levels = calibration.risk_h.var_multipliers
+    var_levels = blend.calibration.risk_h.var_multipliers
     return {
         "quantiles": quantiles,
         "interval_90": [quantiles["0.05"], quantiles["0.95"]],
         "var": levels("var", "_h", var_levels),
         "es": levels("es", "_h", var_levels),
-        "var_1d": levels("var", "", calibration.risk_1d.var_multipliers),
-        "es_1d": levels("es", "", calibration.risk_1d.var_multipliers),
+        "var_1d": levels("var", "", blend.var_levels),
+        "es_1d": levels("es", "", blend.var_levels),
         "risk_method": blend.method_name,
     }

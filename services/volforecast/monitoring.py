@@ -56,14 +56,14 @@ def risk_check(
     """How the model's stated uncertainty held on the new rows: coverage of its central
     intervals, and exceedances of its 1-day VaR (with Kupiec's p) on the rows whose next
     day is known. None for a set trained before calibration."""
-    calibration = stored_calibration(artifact)
-    if calibration is None:
+    blend = stored_calibration(artifact)
+    if blend is None:
         return None
     returns = log_returns(market.frame["spy_adj_close"])
     index = pd.DatetimeIndex(fresh.index)
-    dist = calibration.distribution_on(forecast, returns, index)
+    dist = blend.distribution_on(forecast, returns, index)
     realized = fresh[TARGET].to_numpy()
-    levels = calibration.levels
+    levels = blend.levels
     loss = -forward_returns(returns, index, 1)[0]
     return RiskCheck(
         rows=len(fresh),
@@ -73,9 +73,9 @@ def risk_check(
         },
         var={
             f"{lv:g}": VarCheck(**backtests.var_check(loss, dist[f"var{lv:g}"], lv))
-            for lv in calibration.calibration.risk_1d.var_multipliers
+            for lv in blend.var_levels
         },
-        method=calibration.method_name,
+        method=blend.method_name,
     )
 
 

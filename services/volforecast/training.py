@@ -107,20 +107,21 @@ def fit_on_split(
         + " (core: the linear core alone)"
     )
     # From the training rows' out-of-fold forecasts: the calibration reads nothing later.
-    calibration = fit_shipped(
+    blend = fit_shipped(
         y.iloc[split.train].to_numpy(), ensemble.oof_forecast_, returns,
         pd.DatetimeIndex(X.index[split.train]), settings,
     )  # fmt: skip
-    q = calibration.calibration.volatility.log_residual_quantiles
+    q = blend.calibration.volatility.log_residual_quantiles
     progress(
-        f"calibrated on {calibration.calibration.volatility.n} out-of-fold rows: conformal 90% interval "
+        f"calibrated on {blend.calibration.volatility.n} out-of-fold rows: conformal 90% "
+        f"interval "
         f"x{np.exp(q[0.05]):.2f}..x{np.exp(q[0.95]):.2f} of the forecast"
     )
-    if calibration.partner_params is not None:
-        p = calibration.partner_params
+    if blend.partner_params is not None:
+        p = blend.partner_params
         persistence = p["alpha[1]"] + p["gamma[1]"] / 2 + p["beta[1]"]
         progress(
-            f"quantiles averaged with GJR-GARCH-t's (weight {1 - calibration.weight:g}; fitted "
+            f"quantiles averaged with GJR-GARCH-t's (weight {1 - blend.weight:g}; fitted "
             f"on the same window: persistence {persistence:.3f}, Student-t nu {p['nu']:.1f})"
         )
     preds = ensemble.predict(X.iloc[split.evaluate])
@@ -131,7 +132,7 @@ def fit_on_split(
         eval_index=pd.DatetimeIndex(X.index[split.evaluate]),
         scores=score(y.iloc[split.evaluate], preds),
         eval_predictions=preds,
-        calibration=calibration,
+        calibration=blend,
         pooling=pooling,
     )
 
