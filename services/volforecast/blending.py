@@ -93,7 +93,7 @@ class BlendedCalibration:
         as the ensemble's targets do, and none after."""
         if weight == 1.0:
             return cls(calibration)
-        partner = cls._partner(calibration, None)
+        partner = GARCHForecaster(calibration.horizon, asymmetric=True)
         partner.fit(pd.DataFrame(index=train_index), returns)
         params = {str(k): float(v) for k, v in partner.params_.items()}
         if not all(np.isfinite(v) for v in params.values()):
@@ -103,22 +103,12 @@ class BlendedCalibration:
             )
         return cls(calibration, weight, params)
 
-    @staticmethod
-    def _partner(
-        calibration: ForecastCalibration,
-        params: Mapping[str, float] | None,
-        simulations: int = 1000,
-        seed: int = 42,
-    ) -> GARCHForecaster:
-        settings: dict[str, Any] = {
-            "distribution": True,
-            "levels": tuple(calibration.volatility.log_residual_quantiles),
-            "simulations": simulations,
-            "seed": seed,
-        }
-        if params is None:
-            return GARCHForecaster(calibration.horizon, asymmetric=True, **settings)
-        return GARCHForecaster.fitted(params, calibration.horizon, True, **settings)
+    def _partner(self) -> GARCHForecaster:
+        """The fitted partner, ready to forecast its distribution."""
+        return GARCHForecaster.fitted(
+            self.partner_params or {}, self.calibration.horizon, True, distribution=True,
+            levels=tuple(self.levels), simulations=self.simulations, seed=self.seed,
+        )  # fmt: skip
 
     @property
     def method_name(self) -> str:
@@ -144,9 +134,8 @@ class BlendedCalibration:
         dist = self.calibration.distribution_on(forecast, returns, index)
         if self.weight == 1.0:
             return dist
-        partner = self._partner(
-            self.calibration, self.partner_params, self.simulations, self.seed
-        ).distribution_on(pd.DatetimeIndex(index), returns.loc[: pd.DatetimeIndex(index)[-1]])
+        # The partner reads returns up to each forecast date only, as the calibration does.
+        partner = self._partner().distribution_on(pd.DatetimeIndex(index), returns)
         w = self.weight
         for lv in self.levels:
             key = f"q{lv:g}"
