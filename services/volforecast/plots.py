@@ -1,7 +1,9 @@
 """PNG figures for ``evaluate`` and ``report``: pure functions from data to PNG bytes.
 
-The Agg backend renders without a display (cron, containers); figures are closed after use so
-long runs do not accumulate memory.
+Figures are built as plain ``matplotlib.figure.Figure`` objects, not through pyplot: they render
+to PNG without a display (cron, containers), leave the caller's matplotlib backend and pyplot's
+figure registry alone, and are freed when the function returns, so long runs do not accumulate
+memory. Importing this module changes no matplotlib setting.
 """
 
 from __future__ import annotations
@@ -10,11 +12,6 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import cast
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -28,13 +25,13 @@ _DPI = 110
 def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
     return buffer.getvalue()
 
 
 def forecasts_vs_realized(forecasts: pd.DataFrame, realized: pd.Series, title: str) -> bytes:
     """Realized volatility and each forecast column over time, annualized percent."""
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    ax = fig.subplots()
     ax.plot(realized.index, realized * ANNUALIZED_PCT, color="0.6", lw=0.8, label="realized")
     for name in forecasts.columns:
         ax.plot(forecasts.index, forecasts[name] * ANNUALIZED_PCT, lw=0.9, label=name)
@@ -47,7 +44,8 @@ def forecasts_vs_realized(forecasts: pd.DataFrame, realized: pd.Series, title: s
 
 def cumulative_loss_difference(differences: Mapping[str, pd.Series], title: str) -> bytes:
     """One panel per loss: cumulative sum of (ensemble loss - baseline loss); falling is good."""
-    fig, axes = plt.subplots(len(differences), 1, figsize=(11, 3.2 * len(differences)), sharex=True)
+    fig = Figure(figsize=(11, 3.2 * len(differences)))
+    axes = fig.subplots(len(differences), 1, sharex=True)
     axes_list = np.atleast_1d(axes)
     for ax, (label, diff) in zip(axes_list, differences.items(), strict=True):
         ax.plot(diff.index, diff.cumsum(), lw=1.0)
@@ -78,7 +76,8 @@ def _time_axis(ax: Axes, timestamps: pd.DatetimeIndex) -> None:
 def drift_over_time(
     timestamps: pd.DatetimeIndex, drift_pct: Sequence[float], thresholds: Sequence[float]
 ) -> bytes:
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
     ax.plot(timestamps, drift_pct, marker="o", lw=1.0, label="drift")
     for level, color in zip(thresholds, ("orange", "red"), strict=False):
         ax.axhline(level, color=color, ls="--", lw=0.9, label=f"{level:g}% threshold")
@@ -91,7 +90,8 @@ def drift_over_time(
 
 
 def rmse_over_time(timestamps: pd.DatetimeIndex, series: Mapping[str, Sequence[float]]) -> bytes:
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
     for label, values in series.items():
         ax.plot(timestamps, values, marker="o", lw=1.0, label=label)
     ax.set_ylabel("RMSE (daily volatility)")
@@ -104,7 +104,8 @@ def rmse_over_time(timestamps: pd.DatetimeIndex, series: Mapping[str, Sequence[f
 
 def psi_bars(psi: Mapping[str, float], thresholds: Sequence[float], title: str) -> bytes:
     names = list(psi)
-    fig, ax = plt.subplots(figsize=(10, 0.3 * len(names) + 1.5))
+    fig = Figure(figsize=(10, 0.3 * len(names) + 1.5))
+    ax = fig.subplots()
     ax.barh(names, [psi[n] for n in names], color="steelblue")
     for level, color in zip(thresholds, ("orange", "red"), strict=False):
         ax.axvline(level, color=color, ls="--", lw=0.9, label=f"PSI {level:g}")
@@ -124,7 +125,8 @@ def signals_over_time(
     ylabel: str,
 ) -> bytes:
     """Several daily signals on one axis, with the alarm thresholds."""
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax = fig.subplots()
     for label, values in series.items():
         ax.plot(timestamps, values, lw=0.7, label=label)
     for level, color in zip(thresholds, ("orange", "red"), strict=False):
@@ -142,7 +144,8 @@ def interval_and_exceedances(risk: pd.DataFrame, title: str) -> bytes:
     90% band (annualized percent); the next day's loss against the 1-day 95% and 99% VaR,
     with the days it exceeded each marked. ``risk``: columns ``realized``, ``forecast``,
     ``lower_90``, ``upper_90``, ``loss_1d``, ``var_95``, ``var_99``."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    fig = Figure(figsize=(11, 7))
+    top, bottom = fig.subplots(2, 1, sharex=True)
     x = risk.index
     top.fill_between(
         x, risk["lower_90"] * ANNUALIZED_PCT, risk["upper_90"] * ANNUALIZED_PCT,
