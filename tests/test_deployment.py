@@ -4,6 +4,8 @@ made live again under the lock, verified, logged in deployments.jsonl, and reade
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,14 @@ def test_promote_exits_6_and_changes_nothing_when_the_archived_set_was_altered(
     assert main(_deploy(project, "promote", first.run_id)) == 6
     assert "does not match the SHA-256" in capsys.readouterr().err
     assert snapshot(project / "models") == before
+
+
+@pytest.mark.parametrize("command", ["rollback", "promote"])
+def test_switch_command_loads_no_model_library_when_imported(command: str):
+    # An incident-time switch of the live set needs the store and the lock, not the learners.
+    probe = (
+        f"import sys, volforecast.commands.{command}; "
+        "print(*(m in sys.modules for m in ('xgboost', 'lightgbm', 'sklearn')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]

@@ -8,7 +8,6 @@ import datetime as dt
 import importlib
 import logging
 import sys
-import time
 from collections.abc import Callable, Sequence
 
 from pydantic.fields import FieldInfo
@@ -16,6 +15,7 @@ from pydantic.fields import FieldInfo
 from volforecast import __version__
 from volforecast.config import SETTING_FLAGS, Settings, build_settings
 from volforecast.errors import VolforecastError
+from volforecast.progress import elapsed_logger
 from volforecast.runtime import Stopped, prefer_passive_waiting, stop_on_signals
 
 log = logging.getLogger("volforecast")
@@ -86,22 +86,13 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _progress() -> Callable[[str], None]:
-    started = time.monotonic()
-
-    def say(message: str) -> None:
-        log.info("[%5.1fs] %s", time.monotonic() - started, message)
-
-    return say
-
-
 def _handler(name: str) -> Callable[[Settings, argparse.Namespace], int]:
     """The ``run`` of ``volforecast.commands.<name>``, imported only when that command runs (a
     command's ``--help`` or a usage error never loads xgboost, lightgbm or Dask)."""
 
     def handler(settings: Settings, args: argparse.Namespace) -> int:
         module = importlib.import_module(f"volforecast.commands.{name}")
-        code: int = module.run(settings, args, _progress())
+        code: int = module.run(settings, args, elapsed_logger())
         return code
 
     return handler

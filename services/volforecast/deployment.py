@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from volforecast.config import Settings
-from volforecast.ensemble import Progress
+from volforecast.progress import Progress
 from volforecast.schemas import DeploymentRecord
 from volforecast.store import ModelsDirectory
 

@@ -48,10 +48,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from volforecast.features import FEATURE_COLUMNS
 from volforecast.metrics import qlike, rmse
+from volforecast.progress import Progress
 from volforecast.schemas import BiasCorrection, MetaLearner
 
 FloatArray = npt.NDArray[np.float64]
-Progress = Callable[[str], None]
 # Volatility below this (five days of unchanged prices) would make log() explode.
 MIN_VOL = 1e-5
 # Regressors of the log-linear HAR core: logs of these positive features...

@@ -13,10 +13,11 @@ from typing import Any, Literal
 from volforecast.blending import BlendedCalibration, stored_calibration
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
-from volforecast.ensemble import Progress, predict_artifact
+from volforecast.ensemble import predict_artifact
 from volforecast.errors import DataError
 from volforecast.features import ANNUALIZED_PCT, WARMUP_ROWS, build_dataset, log_returns
 from volforecast.policy import USE_B
+from volforecast.progress import Progress
 from volforecast.schemas import Forecast, MonitoringRecord
 from volforecast.store import (
     MODEL_A_FILE,

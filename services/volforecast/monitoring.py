@@ -18,10 +18,11 @@ from volforecast.blending import stored_calibration
 from volforecast.calibration import forward_returns
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
-from volforecast.ensemble import FloatArray, Progress, predict_artifact
+from volforecast.ensemble import FloatArray, predict_artifact
 from volforecast.errors import NoNewDataError
 from volforecast.faults import check_feed
 from volforecast.features import TARGET, build_dataset, labeled, log_returns
+from volforecast.progress import Progress
 from volforecast.schemas import ModelSummary, MonitoringRecord, RiskCheck, TestWindow, VarCheck
 from volforecast.store import MONITORING_HISTORY, CurrentModels, ModelsDirectory
 

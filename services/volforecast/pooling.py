@@ -39,9 +39,10 @@ from volforecast import selection
 from volforecast.baselines import HARCore, core_design, log_variance
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
-from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS, Progress, core_with
+from volforecast.ensemble import HAR_CORE, HAR_CORE_LOGS, core_with
 from volforecast.errors import DataError, VolforecastError
 from volforecast.features import build_dataset, labeled
+from volforecast.progress import Progress
 from volforecast.schemas import PoolingInfo
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ import pandas as pd
 from volforecast import __version__, drift, policy
 from volforecast.config import Settings
 from volforecast.data import MarketData
-from volforecast.ensemble import Progress, predict_artifact
+from volforecast.ensemble import predict_artifact
 from volforecast.errors import (
     ConfigError,
     DataError,
@@ -51,6 +51,7 @@ from volforecast.forecasting import run_predict
 from volforecast.injection import Injection, inject
 from volforecast.metrics import qlike, qlike_loss, rmse
 from volforecast.monitoring import run_monitor
+from volforecast.progress import Progress
 from volforecast.schemas import (
     AlarmScore,
     MonitoringRecord,

@@ -21,12 +21,13 @@ from volforecast import __version__, lineage, selection
 from volforecast.blending import BlendedCalibration, fit_shipped
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, check_freshness, load_market_data
-from volforecast.ensemble import Progress, StackedEnsemble
+from volforecast.ensemble import StackedEnsemble
 from volforecast.errors import DataError
 from volforecast.faults import check_feed
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.metrics import Scores, score
 from volforecast.pooling import PoolData, PoolPriors, cached_pool
+from volforecast.progress import Progress
 from volforecast.schemas import (
     DateRange,
     DualModelBaseline,

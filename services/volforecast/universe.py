@@ -21,13 +21,13 @@ from pydantic import BaseModel
 
 from volforecast.config import Settings
 from volforecast.engine import Engine, Outcome, Piece, open_engine
-from volforecast.ensemble import Progress
 from volforecast.errors import (
     EXIT_RETRAIN_ADVISED,
     EXIT_SOME_SYMBOLS_FAILED,
     EXIT_STALE_DATA,
     exit_code_of,
 )
+from volforecast.progress import Progress
 from volforecast.schemas import UniverseRow, UniverseSummary
 from volforecast.summaries import rendered
 

@@ -25,10 +25,11 @@ from volforecast.config import Settings
 from volforecast.data import MarketData
 from volforecast.distributions import POINT, SEP, distribution_frame
 from volforecast.engine import Engine, Piece
-from volforecast.ensemble import FloatArray, Progress, StackedEnsemble
+from volforecast.ensemble import FloatArray, StackedEnsemble
 from volforecast.errors import DataError
 from volforecast.features import FEATURE_COLUMNS, TARGET, build_dataset, labeled, log_returns
 from volforecast.pooling import PanelCore, PoolData, PoolPriors
+from volforecast.progress import Progress
 from volforecast.splits import MIN_LABELED_ROWS
 
 REALIZED = "realized"

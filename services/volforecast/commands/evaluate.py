@@ -28,7 +28,6 @@ from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.distributions import HS_WINDOW, FilteredHS, HistoricalSimulation, one_day
 from volforecast.engine import Engine, open_engine
-from volforecast.ensemble import Progress
 from volforecast.errors import (
     EXIT_SOME_SYMBOLS_FAILED,
     VolforecastError,
@@ -37,6 +36,7 @@ from volforecast.errors import (
 from volforecast.metrics import LOSSES, qlike_excluded
 from volforecast.plots import cumulative_loss_difference, forecasts_vs_realized
 from volforecast.pooling import PoolData, PooledHARCore, load_pool
+from volforecast.progress import Progress
 from volforecast.schemas import (
     DistributionScores,
     EvaluationReport,

@@ -7,7 +7,7 @@ import argparse
 
 from volforecast import universe
 from volforecast.config import Settings
-from volforecast.ensemble import Progress
+from volforecast.progress import Progress
 from volforecast.summaries import forecast_table
 
 

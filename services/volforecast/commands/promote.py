@@ -6,7 +6,7 @@ import argparse
 
 from volforecast.config import Settings
 from volforecast.deployment import switch_live_set
-from volforecast.ensemble import Progress
+from volforecast.progress import Progress
 from volforecast.summaries import deployment_line
 
 

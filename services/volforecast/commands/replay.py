@@ -22,12 +22,12 @@ from volforecast.atomic import check_output, write_outputs
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.engine import Engine, Piece, run_on_engine
-from volforecast.ensemble import Progress
 from volforecast.errors import ConfigError, DataError
 from volforecast.features import build_dataset, labeled
 from volforecast.injection import KINDS, Injection, parse_injections
 from volforecast.metrics import qlike_loss
 from volforecast.plots import cumulative_loss_difference, signals_over_time
+from volforecast.progress import Progress
 from volforecast.replaying import (
     ALWAYS_A,
     FOLLOW,

@@ -25,7 +25,7 @@ from volforecast.calibration import forward_returns
 from volforecast.config import Settings
 from volforecast.data import Downloader, load_market_data
 from volforecast.drift import PSI_THRESHOLD
-from volforecast.ensemble import Progress, predict_artifact
+from volforecast.ensemble import predict_artifact
 from volforecast.errors import VolforecastError
 from volforecast.features import TARGET, build_dataset, labeled, log_returns
 from volforecast.plots import (
@@ -36,6 +36,7 @@ from volforecast.plots import (
     rmse_over_time,
 )
 from volforecast.policy import DRIFT_PLAN_PCT, DRIFT_RETRAIN_PCT
+from volforecast.progress import Progress
 from volforecast.schemas import MonitoringRecord, TrendReport
 from volforecast.store import (
     MONITORING_HISTORY,

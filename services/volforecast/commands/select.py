@@ -25,8 +25,8 @@ from volforecast.baselines import HAR, HARCore
 from volforecast.config import Settings
 from volforecast.data import Downloader, MarketData, load_market_data
 from volforecast.engine import Engine, run_on_engine
-from volforecast.ensemble import Progress
 from volforecast.errors import ConfigError
+from volforecast.progress import Progress
 from volforecast.schemas import CandidateScore, SelectionRecord
 from volforecast.scoring import candidate_scores
 from volforecast.store import ModelsDirectory
