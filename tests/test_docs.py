@@ -16,6 +16,7 @@ DOCUMENTED = [
     "volforecast.lineage",
     "volforecast.metrics",
     "volforecast.pooling",
+    "volforecast.progress",
     "volforecast.selection",
     "volforecast.scoring",
     "volforecast.walkforward",

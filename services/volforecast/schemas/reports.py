@@ -61,7 +61,7 @@ class VarBacktest(VarCheck):
     )
     green_share: Probability | None = Field(
         description="share of 250-day windows with a Basel green count (99% VaR: at most 4 "
-        "exceedances; 95% VaR: the same rule scaled, at most 19); none under 250 days"
+        "exceedances; 95% VaR: the same rule scaled, at most 17); none under 250 days"
     )
 
 
